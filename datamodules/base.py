@@ -1,0 +1,179 @@
+"""Datamodule bases: data held as tensors in memory, batched by :class:`TensorLoader`.
+
+A concrete datamodule declares what a model needs to know about it (``num_classes``,
+``input_shape``, ``task``, ``class_names``; the CLI links these into the model) and loads
+its splits as tensors (``load_splits``). Splitting, batching, DDP sharding, normalization
+and augmentation are shared here.
+"""
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+
+from datamodules.augment import random_cutout, random_flip, random_translate
+from datamodules.loader import TensorLoader
+from netscope.task import Task
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class BaseDataModule(LightningDataModule):
+    """A data set whose splits fit in memory as tensors.
+
+    Subclasses set ``num_classes``, ``input_shape``, ``task`` and ``class_names`` by the end
+    of ``__init__`` (the CLI reads them to build the model) and implement ``load_splits``.
+    """
+
+    num_classes: int
+    input_shape: tuple[int, ...]
+    task: Task = "classification"
+    class_names: list[str]
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+    ) -> None:
+        """Args:
+            data_dir: where the data set is, or is downloaded to when it is missing.
+            batch_size: training batch size.
+            eval_batch_size: batch size for validation, test and predict (default: ``batch_size``).
+            val_fraction: share of the training set held out for validation when the data
+                set has no validation split of its own.
+            split_seed: seed of that hold-out split (fixed, so every run validates on the
+                same samples whatever the training seed).
+        """
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.splits: dict[str, Split] | None = None
+
+    @abstractmethod
+    def load_splits(self) -> dict[str, Split]:
+        """Return ``{"train": (x, y), "test": (x, y)}`` (``"val"`` too when the data set has one)."""
+
+    def setup(self, stage: str) -> None:
+        if self.splits is None:
+            splits = self.load_splits()
+            if "val" not in splits:
+                splits["train"], splits["val"] = self.hold_out(splits["train"])
+            self.splits = splits
+
+    def hold_out(self, split: Split) -> tuple[Split, Split]:
+        """Carve a validation split off ``split``, stratified by class, seeded."""
+        inputs, targets = split
+        generator = torch.Generator().manual_seed(self.split_seed)
+        order = torch.randperm(len(targets), generator=generator)
+        if self.task == "regression":
+            n_val = max(1, round(self.val_fraction * len(targets)))
+            val_index, train_index = order[:n_val], order[n_val:]
+        else:
+            # Within each class, take the first val_fraction of a shuffled order.
+            shuffled = targets[order]
+            val_mask = torch.zeros(len(targets), dtype=torch.bool)
+            for label in shuffled.unique():
+                members = order[shuffled == label]
+                val_mask[members[: max(1, round(self.val_fraction * len(members)))]] = True
+            val_index, train_index = val_mask.nonzero().squeeze(1), (~val_mask).nonzero().squeeze(1)
+        return (inputs[train_index], targets[train_index]), (inputs[val_index], targets[val_index])
+
+    @property
+    def has_test(self) -> bool:
+        """Whether the data set has a test split (after ``setup``)."""
+        return self.splits is not None and "test" in self.splits
+
+    def _loader(self, split: str, train: bool = False) -> TensorLoader | list:
+        if self.splits is None or split not in self.splits:
+            return []
+        rank, world_size = 0, 1
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        # The shuffle seed comes from the global RNG, so seed_everything governs it.
+        seed = int(torch.randint(2**62, ()).item()) if train else 0
+        return TensorLoader(
+            self.splits[split],
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    def train_dataloader(self) -> TensorLoader | list:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> TensorLoader | list:
+        return self._loader("val")
+
+    def test_dataloader(self) -> TensorLoader | list:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> TensorLoader | list:
+        return self._loader("predict" if self.splits and "predict" in self.splits else "test")
+
+
+class ImageDataModule(BaseDataModule):
+    """Images kept as uint8 ``(N, C, H, W)`` tensors; converted, normalized and augmented
+    per batch on the training device after transfer (no per-image work, no workers).
+    """
+
+    #: Per-channel mean and std of the training images (in [0, 1] units).
+    mean: Sequence[float] = (0.5,)
+    std: Sequence[float] = (0.5,)
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        flip: bool = False,
+        translate: int = 0,
+        cutout: int = 0,
+    ) -> None:
+        """Args:
+            flip: mirror training images left-right at random.
+            translate: shift training images by up to this many pixels (reflect padding).
+            cutout: blank a square of this side at a random place in each training image.
+            See :class:`BaseDataModule` for the others.
+        """
+        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed)
+        self.flip = flip
+        self.translate = translate
+        self.cutout = cutout
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[0, 255]`` to float, standardized per channel, in one fused step."""
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+        return torch.addcmul(-mean / std, images.float(), 1.0 / (255.0 * std))
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """The configured training augmentations, drawn per image."""
+        if self.flip:
+            images = random_flip(images)
+        if self.translate:
+            images = random_translate(images, self.translate)
+        if self.cutout:
+            images = random_cutout(images, self.cutout)
+        return images
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, *rest = batch
+        if images.dtype == torch.uint8:
+            images = self.normalize(images)
+            if self.trainer is not None and self.trainer.training:
+                images = self.augment(images)
+        return (images, *rest)

@@ -1,0 +1,7 @@
+"""Models usable as ``class_path`` in configs: ``models.MLP``, ``models.ConvNet``, ..."""
+
+from models.base import BaseModel
+from models.convnet import ConvNet
+from models.mlp import MLP
+
+__all__ = ["BaseModel", "ConvNet", "MLP"]

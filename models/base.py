@@ -1,0 +1,167 @@
+"""The LightningModule every netscope model shares.
+
+A concrete model only builds its layers (``configure_network``) and says how to run them
+(``forward``); losses, metrics, logging and initialization live here, so any model trains
+on any datamodule. What the datamodule knows (``num_classes``, ``input_shape``, ``task``,
+``class_names``) arrives by argument linking in the CLI; nobody types it twice.
+
+The optimizer and LR scheduler are not chosen here: ``configure_optimizers`` is left to
+LightningCLI, which takes any ``torch.optim`` class from the config or the command line.
+"""
+
+from abc import abstractmethod
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+from torchmetrics import Accuracy, MeanAbsoluteError, MeanSquaredError, MetricCollection
+
+from models.activations import ActivationName, make_activation
+from models.initialization import InitName, apply_init
+from netscope.task import Task
+
+Stage = Literal["train", "val", "test"]
+
+
+class BaseModel(LightningModule):
+    """Shared training logic: losses, torchmetrics, logging, initialization."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        input_shape: tuple[int, ...] = (1, 28, 28),
+        task: Task = "classification",
+        class_names: list[str] | None = None,
+        activation: ActivationName = "relu",
+        negative_slope: float = 0.01,
+        init: InitName = "default",
+        init_scale: float | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        """Build the network, initialize it, and set up losses and metrics.
+
+        Args:
+            num_classes: classes to predict (for ``regression``: number of targets). Linked
+                from the datamodule.
+            input_shape: shape of one input, e.g. ``(3, 32, 32)``. Linked from the datamodule.
+            task: what the outputs mean (see :data:`Task`). Linked from the datamodule.
+            class_names: names of the classes, for reports. Linked from the datamodule.
+            activation: non-linearity of the hidden layers.
+            negative_slope: slope of ``leaky_relu`` for negative inputs.
+            init: weight initialization of every Linear/Conv layer (``default``: PyTorch's).
+            init_scale: std for ``normal``, bound for ``uniform``, gain for the others.
+            label_smoothing: cross-entropy label smoothing (classification only).
+        """
+        super().__init__()
+        # The CLI sends the whole resolved config to the logger; logging these again would
+        # only duplicate part of it. They are still stored in checkpoints.
+        self.save_hyperparameters(logger=False)
+        self.num_classes = num_classes
+        self.input_shape = tuple(input_shape)
+        self.task = task
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.configure_network()
+        self.initialize_weights()
+        self.configure_losses()
+        self.configure_metrics()
+
+    # ----------------------------------------------------------------- hooks to fill in
+    @abstractmethod
+    def configure_network(self) -> None:
+        """Create the layers as attributes of ``self`` (names become metric names)."""
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map a batch of inputs to outputs of width :attr:`output_dim`."""
+
+    # ------------------------------------------------------------------- shared pieces
+    @property
+    def output_dim(self) -> int:
+        """Width of the last layer: one logit for ``binary``, else one per class/target."""
+        return 1 if self.task == "binary" else self.num_classes
+
+    def make_activation(self) -> nn.Module:
+        """A fresh instance of the configured activation, for building layers."""
+        return make_activation(self.hparams.activation, self.hparams.negative_slope)
+
+    def init_target(self) -> nn.Module:
+        """The part of the model the ``init`` scheme applies to (all of it by default)."""
+        return self
+
+    def initialize_weights(self) -> None:
+        """Apply the configured ``init`` to :meth:`init_target`."""
+        apply_init(
+            self.init_target(),
+            self.hparams.init,
+            activation=self.hparams.activation,
+            scale=self.hparams.init_scale,
+            negative_slope=self.hparams.negative_slope,
+        )
+
+    def configure_losses(self) -> None:
+        """Choose the loss for the task."""
+        match self.task:
+            case "classification":
+                self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
+            case "binary":
+                self.loss_fn = nn.BCEWithLogitsLoss()
+            case "regression":
+                self.loss_fn = nn.MSELoss()
+
+    def configure_metrics(self) -> None:
+        """torchmetrics collections per stage: accuracy, or MSE and MAE for regression."""
+        match self.task:
+            case "classification":
+                metrics = MetricCollection({"acc": Accuracy("multiclass", num_classes=self.num_classes)})
+            case "binary":
+                metrics = MetricCollection({"acc": Accuracy("binary")})
+            case "regression":
+                metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def outputs_for_loss(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Outputs in the shape the loss and metrics expect for the task."""
+        if self.task == "binary" or (self.task == "regression" and self.num_classes == 1):
+            return outputs.squeeze(-1)
+        return outputs
+
+    def targets_for_loss(self, targets: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        """Targets as the loss expects them (floats for BCE and MSE)."""
+        return targets if self.task == "classification" else targets.to(outputs.dtype)
+
+    def shared_step(self, batch: Any, stage: Stage) -> torch.Tensor:
+        """Forward, loss and metrics for one batch of ``stage``; returns the loss."""
+        inputs, targets = batch[0], batch[1]
+        outputs = self.outputs_for_loss(self(inputs))
+        loss = self.loss_fn(outputs, self.targets_for_loss(targets, outputs))
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(outputs.detach().float(), targets)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
+                 batch_size=len(targets))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self.shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities (classification, binary) or raw outputs (regression)."""
+        inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
+        outputs = self(inputs)
+        match self.task:
+            case "classification":
+                return outputs.softmax(-1)
+            case "binary":
+                return outputs.sigmoid()
+            case _:
+                return outputs

@@ -1,0 +1,117 @@
+"""The netscope command line: LightningCLI plus run directories, linking and a final test."""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichModelSummary, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+
+from callbacks.console import EpochLinePrinter
+from callbacks.run_summary import RunSummary
+from datamodules.base import BaseDataModule
+from models.base import BaseModel
+from netscope.loggers import place_loggers
+from netscope.rundir import create_run_dir
+
+DEFAULT_LOGGER = {"class_path": "lightning.pytorch.loggers.WandbLogger",
+                  "init_args": {"project": "netscope"}}
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Save the resolved ``config.yaml`` in the run directory (not in a logger's sub-folder)
+    and hand the whole config to every logger."""
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            path = os.path.join(trainer.default_root_dir, self.config_filename)
+            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+            self.save_config(trainer, pl_module, stage)
+        self.already_saved = True
+
+    def save_config(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        config = self.parser.dump(self.config, skip_none=False, format="json")
+        for logger in trainer.loggers:
+            logger.log_hyperparams(__import__("json").loads(config))
+
+
+class NetscopeCLI(LightningCLI):
+    """``fit``/``validate``/``test``/``predict`` for any ``models`` x ``datamodules`` pair."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self.run_dir: Path | None = None
+        super().__init__(
+            BaseModel,
+            BaseDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=RunConfigSaver,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [RunSummary()]},
+            seed_everything_default=0,
+            parser_kwargs={"default_env": False},
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # What the data set knows reaches the model: nobody types it twice.
+        for fact in ("num_classes", "input_shape", "task", "class_names"):
+            parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.monitor": "val/loss",
+            "checkpoint.mode": "min",
+            "checkpoint.filename": "epoch{epoch:03d}-step{step}",
+            "checkpoint.auto_insert_metric_name": False,
+            "trainer.default_root_dir": "runs",
+            "trainer.logger": DEFAULT_LOGGER,
+        })
+        parser.add_argument("--run_name", type=str | None, default=None,
+                            help="Name of the run (run directory suffix and W&B run name).")
+        parser.add_argument("--test_after_fit", type=bool, default=True,
+                            help="After fit, test the best checkpoint when the data has a test split.")
+
+    def before_instantiate_classes(self) -> None:
+        """Create the run directory and point the trainer, checkpoints and loggers at it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model_name = config.model.class_path.rsplit(".", 1)[-1].lower()
+        data_name = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+        name = config.run_name or f"{self.subcommand or 'run'}-{model_name}-{data_name}"
+        self.run_dir = create_run_dir(config.trainer.default_root_dir or "runs", name)
+        config.trainer.default_root_dir = str(self.run_dir)
+        if config.checkpoint.dirpath is None:
+            config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        config.trainer.logger = place_loggers(config.trainer.logger, self.run_dir, self.run_dir.name)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Add a progress display that suits the output: rich on a terminal, lines in a log."""
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        configured = trainer_config.get("callbacks") or []
+        if trainer_config.get("enable_progress_bar", True) is not False and not any(
+            isinstance(c, ProgressBar) for c in configured
+        ):
+            if sys.stdout.isatty():
+                kwargs["callbacks"] = [*configured, RichProgressBar(), RichModelSummary()]
+            else:
+                kwargs["callbacks"] = [*configured, EpochLinePrinter()]
+                kwargs["enable_progress_bar"] = False
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        """Test the best checkpoint, unless turned off, stopped early, or there is no test split."""
+        summary = RunSummary.of(self.trainer)
+        config = self.config[self.subcommand]
+        if not config.test_after_fit or self.trainer.interrupted:
+            return
+        if summary is not None and summary.status != "completed":
+            return
+        if not (isinstance(self.datamodule, BaseDataModule) and self.datamodule.has_test):
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
