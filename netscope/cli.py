@@ -1,42 +1,24 @@
 """The netscope command line: LightningCLI plus run directories, linking and a final test."""
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichModelSummary, RichProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 
 from callbacks.console import EpochLinePrinter
 from callbacks.run_summary import RunSummary
 from datamodules.base import BaseDataModule
 from models.base import BaseModel
+from netscope.config_saver import RunConfigSaver
 from netscope.loggers import place_loggers
 from netscope.rundir import create_run_dir
 
 DEFAULT_LOGGER = {"class_path": "lightning.pytorch.loggers.WandbLogger",
                   "init_args": {"project": "netscope"}}
-
-
-class RunConfigSaver(SaveConfigCallback):
-    """Save the resolved ``config.yaml`` in the run directory (not in a logger's sub-folder)
-    and hand the whole config to every logger."""
-
-    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if self.already_saved:
-            return
-        if trainer.is_global_zero:
-            path = os.path.join(trainer.default_root_dir, self.config_filename)
-            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
-            self.save_config(trainer, pl_module, stage)
-        self.already_saved = True
-
-    def save_config(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        config = self.parser.dump(self.config, skip_none=False, format="json")
-        for logger in trainer.loggers:
-            logger.log_hyperparams(__import__("json").loads(config))
 
 
 class NetscopeCLI(LightningCLI):
@@ -89,8 +71,10 @@ class NetscopeCLI(LightningCLI):
         config.trainer.logger = place_loggers(config.trainer.logger, self.run_dir, self.run_dir.name)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Add a progress display that suits the output: rich on a terminal, lines in a log."""
+        """Add a local metrics history (``csv/metrics.csv``) beside the configured loggers,
+        and a progress display that suits the output: rich on a terminal, lines in a log."""
         trainer_config = self._get(self.config_init, "trainer", default={})
+        kwargs["logger"] = with_history(trainer_config.get("logger"), self.run_dir)
         configured = trainer_config.get("callbacks") or []
         if trainer_config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in configured
@@ -115,3 +99,19 @@ class NetscopeCLI(LightningCLI):
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+
+
+def with_history(logger: Any, run_dir: Path | None) -> Any:
+    """The configured logger(s) plus a CSVLogger writing ``<run_dir>/csv/metrics.csv``.
+
+    Every run keeps its scalar history as plain CSV whatever else it logs to, so reports
+    (``python -m studies report``) and a user's own scripts can read it without a service.
+    """
+    if run_dir is None or logger is None:
+        return logger
+    loggers = [] if logger is False else logger if isinstance(logger, list) else [logger]
+    if logger is True:
+        return logger  # Lightning's own default logger; leave it alone
+    if not any(isinstance(item, CSVLogger) for item in loggers):
+        loggers = [*loggers, CSVLogger(save_dir=run_dir, name="csv", version="")]
+    return loggers
