@@ -1,5 +1,6 @@
 """``metrics.json``: how a run ended and the final value of every scalar it logged."""
 
+import hashlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ class RunSummary(Callback):
         self.status: Status = "completed"
         self.reason: str | None = None
         self.metrics: dict[str, float] = {}
+        self.extra: dict[str, Any] = {}
         self.started = time.monotonic()
 
     @staticmethod
@@ -36,6 +38,9 @@ class RunSummary(Callback):
     def mark(self, status: Status, reason: str) -> None:
         """Record how the run ends (used by callbacks that stop it, e.g. a divergence guard)."""
         self.status, self.reason = status, reason
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.extra["init_checksum"] = parameter_checksum(pl_module)
 
     def _collect(self, trainer: Trainer) -> None:
         for name, value in trainer.callback_metrics.items():
@@ -57,6 +62,7 @@ class RunSummary(Callback):
                 global_step=trainer.global_step,
                 wall_time_s=time.monotonic() - self.started,
                 metrics=self.metrics,
+                extra=self.extra,
             )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -70,6 +76,15 @@ class RunSummary(Callback):
         else:
             self.mark("failed", one_line(exception))
         self.write(trainer)
+
+
+def parameter_checksum(module: torch.nn.Module) -> str:
+    """A short checksum of all parameter values: equal checksums, equal weights."""
+    digest = hashlib.sha256()
+    for name, parameter in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(parameter.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def one_line(exception: BaseException) -> str:
@@ -86,12 +101,14 @@ def write_summary(
     global_step: int = 0,
     wall_time_s: float = 0.0,
     metrics: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``metrics.json`` atomically (a reader never sees half a file); returns its path."""
     summary: dict[str, Any] = {"status": status}
     if status != "completed" and reason:
         summary["reason"] = reason
     summary |= {"epoch": epoch, "global_step": global_step, "wall_time_s": round(wall_time_s, 3)}
+    summary |= extra or {}
     for name, value in sorted((metrics or {}).items()):
         # JSON has no NaN/inf; keep the key with null so a reader sees the metric diverged.
         summary[name] = value if math.isfinite(value) else None

@@ -132,8 +132,8 @@ class BaseModel(LightningModule):
         """Targets as the loss expects them (floats for BCE and MSE)."""
         return targets if self.task == "classification" else targets.to(outputs.dtype)
 
-    def shared_step(self, batch: Any, stage: Stage) -> torch.Tensor:
-        """Forward, loss and metrics for one batch of ``stage``; returns the loss."""
+    def shared_step(self, batch: Any, stage: Stage) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss and metrics for one batch of ``stage``; returns loss and outputs."""
         inputs, targets = batch[0], batch[1]
         outputs = self.outputs_for_loss(self(inputs))
         loss = self.loss_fn(outputs, self.targets_for_loss(targets, outputs))
@@ -143,16 +143,18 @@ class BaseModel(LightningModule):
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
                  batch_size=len(targets))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return loss, outputs
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self.shared_step(batch, "train")
+        return self.shared_step(batch, "train")[0]
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.shared_step(batch, "val")
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self.shared_step(batch, "test")
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Returns the outputs (shaped as for the loss) and targets, for test-time reports."""
+        outputs = self.shared_step(batch, "test")[1]
+        return {"outputs": outputs.detach(), "targets": batch[1]}
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Class probabilities (classification, binary) or raw outputs (regression)."""
