@@ -3,11 +3,13 @@
 import torch
 
 from datamodules.base import BaseDataModule, Split
+from datamodules.loader import TensorLoader
 from netscope.task import Task
 
 
 class XORDataModule(BaseDataModule):
-    """The four XOR points; training sees them ``repeats`` times per epoch, shuffled.
+    """The four XOR points; training sees them ``repeats`` times per epoch, in order, so
+    that with ``batch_size=4`` every step is a full-batch step on the whole truth table.
 
     Validation and test are the same four points: XOR has nothing else to generalize to.
     ``task="binary"`` (one logit, BCE) or ``"classification"`` (two logits) report
@@ -41,3 +43,6 @@ class XORDataModule(BaseDataModule):
         points = (inputs, targets)
         train = (inputs.repeat(self.repeats, 1), targets.repeat(self.repeats))
         return {"train": train, "val": points, "test": points}
+
+    def train_dataloader(self) -> TensorLoader:
+        return TensorLoader(self.splits["train"], batch_size=self.batch_size, shuffle=False)

@@ -1,6 +1,7 @@
 """The netscope command line: LightningCLI plus run directories, linking and a final test."""
 
 import sys
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,11 @@ from callbacks.run_summary import RunSummary
 from datamodules.base import BaseDataModule
 from models.base import BaseModel
 from netscope.config_saver import RunConfigSaver
-from netscope.loggers import place_loggers
+from netscope.loggers import finish_runs, place_loggers
 from netscope.rundir import create_run_dir
 
 DEFAULT_LOGGER = {"class_path": "lightning.pytorch.loggers.WandbLogger",
-                  "init_args": {"project": "netscope"}}
+                  "init_args": {"project": "netscope", "log_model": True, "save_dir": "."}}
 
 
 class NetscopeCLI(LightningCLI):
@@ -26,19 +27,24 @@ class NetscopeCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.run_dir: Path | None = None
-        super().__init__(
-            BaseModel,
-            BaseDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_callback=RunConfigSaver,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [RunSummary()]},
-            seed_everything_default=0,
-            parser_kwargs={"default_env": False},
-            args=args,
-            run=run,
-        )
+        try:
+            super().__init__(
+                BaseModel,
+                BaseDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_callback=RunConfigSaver,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults={"callbacks": [RunSummary()]},
+                seed_everything_default=0,
+                parser_kwargs={"default_env": False},
+                args=args,
+                run=run,
+            )
+        except BaseException:
+            finish_runs(getattr(self, "trainer", None), failed=True)
+            raise
+        finish_runs(getattr(self, "trainer", None))  # the command (fit + its test) is over
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # What the data set knows reaches the model: nobody types it twice.
@@ -61,6 +67,8 @@ class NetscopeCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Create the run directory and point the trainer, checkpoints and loggers at it."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        # config.yaml records the config as given (it reruns as a new run), not as placed.
+        self.config_as_given = deepcopy(config)
         model_name = config.model.class_path.rsplit(".", 1)[-1].lower()
         data_name = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
         name = config.run_name or f"{self.subcommand or 'run'}-{model_name}-{data_name}"
@@ -84,7 +92,11 @@ class NetscopeCLI(LightningCLI):
             else:
                 kwargs["callbacks"] = [*configured, EpochLinePrinter()]
                 kwargs["enable_progress_bar"] = False
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        for callback in trainer.callbacks:
+            if isinstance(callback, RunConfigSaver):
+                callback.config = self.config_as_given
+        return trainer
 
     def after_fit(self) -> None:
         """Test the best checkpoint, unless turned off, stopped early, or there is no test split."""

@@ -1,34 +1,162 @@
-"""Weights & Biases settings decided before the logger starts."""
+"""Weights & Biases settings decided before the logger starts.
 
-import netrc
+``wandb.init`` without credentials either prompts (on a terminal) or stops with "No API
+key configured". netscope decides first, from what ``wandb.init`` itself would read: a
+run goes offline by itself when there are no credentials, an explicit choice (the
+logger's ``offline``/``mode``, ``WANDB_MODE``, ``wandb offline``) is kept, and an offline
+run prints one notice saying where it lives and how to view and sync it.
+"""
+
 import os
-from urllib.parse import urlparse
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from jsonargparse import Namespace
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
+
+from netscope.errors import UserError
+
+Mode = Literal["online", "offline", "disabled", "shared"]
+LogModel = bool | Literal["all"]
+
+# wandb's older names for its modes, still accepted in WANDB_MODE.
+_MODE_ALIASES = {"dryrun": "offline", "run": "online"}
+_MODES = ("online", "offline", "disabled", "shared")
 
 
-def has_wandb_credentials() -> bool:
-    """Whether ``wandb.init`` would find an API key (environment or ``~/.netrc``)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+@dataclass(frozen=True)
+class WandbEnvironment:
+    """What ``wandb.init`` would find on this machine, before any logger setting."""
+
+    mode: str | None  # WANDB_MODE, else a settings file (``wandb offline``); None if neither
+    mode_source: str  # where ``mode`` came from, in words for the notice
+    base_url: str  # the W&B server credentials are looked up for
+    has_credentials: bool
+
+
+@dataclass(frozen=True)
+class WandbChoice:
+    """What reaches ``wandb.init``: the mode, why, and whether checkpoints are uploaded."""
+
+    mode: Mode
+    reason: str
+    log_model: LogModel
+
+
+def decide(
+    requested: str | None, log_model: LogModel, environment: WandbEnvironment
+) -> WandbChoice:
+    """Choose the run's mode: the logger's own setting, else the environment's, else online
+    with credentials and offline without.
+
+    Args:
+        requested: the logger's ``mode`` (``"offline"`` for ``offline: true``), or None.
+        log_model: the logger's ``log_model``; turned off unless the run is online, since
+            ``WandbLogger`` refuses it offline and there is nowhere to upload to.
+        environment: what wandb would read from the environment (:func:`wandb_environment`).
+
+    Raises:
+        UserError: an unknown mode, or online asked for explicitly without credentials.
+    """
+    if requested:
+        mode, reason = requested, f"the logger's settings say mode={requested}"
+    elif environment.mode:
+        mode, reason = environment.mode, f"set by {environment.mode_source}"
+    elif environment.has_credentials:
+        mode, reason = "online", "W&B credentials found"
+    else:
+        mode, reason = "offline", "no credentials found (no WANDB_API_KEY, no ~/.netrc entry)"
+    mode = _MODE_ALIASES.get(mode, mode)
+    if mode not in _MODES:
+        raise UserError(f"Unknown W&B mode {mode!r} ({reason}); use one of {', '.join(_MODES)}.")
+    if mode in ("online", "shared") and not environment.has_credentials:
+        raise UserError(
+            f"W&B is set to {mode} ({reason}) but no credentials were found for the W&B "
+            f"server {environment.base_url}. Run `wandb login` or set WANDB_API_KEY; or drop the "
+            "online setting and the run is logged offline, to sync later with `wandb sync`."
+        )
+    return WandbChoice(mode, reason, log_model if mode in ("online", "shared") else False)
+
+
+def wandb_environment() -> WandbEnvironment:
+    """Read the environment as ``wandb.init`` does: its settings files (global, and the
+    workspace file ``wandb offline`` writes), then ``WANDB_*`` variables, then credentials.
+
+    Uses wandb's own ``Settings`` loaders and netrc lookup rather than re-reading the files
+    by hand, so the server (``WANDB_BASE_URL``, ``wandb login --host``, wandb's default)
+    and the netrc host matching are exactly wandb's.
+    """
+    import wandb
+    from wandb.sdk.lib.wbauth import read_netrc_auth
+
+    settings = wandb.Settings(quiet=True)  # quiet: no "Loading settings from ..." line
+    config_dir = os.environ.get("WANDB_CONFIG_DIR") or "~/.config/wandb"
+    settings.settings_system = str(Path(config_dir).expanduser() / "settings")
+    files = settings.read_system_settings().all()
+    settings.update_from_system_settings()
+    settings.update_from_env_vars(dict(os.environ))
+
+    if os.environ.get("WANDB_MODE"):
+        mode = os.environ["WANDB_MODE"]
+        source = f"WANDB_MODE={mode}"
+    else:
+        mode = files.get("mode")
+        source = f"mode = {mode} in a wandb settings file (`wandb offline`)"
     try:
-        path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-        return netrc.netrc(path).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
+        netrc_key = read_netrc_auth(host=settings.base_url)
+    except wandb.errors.AuthenticationError as error:
+        raise UserError(
+            f"The W&B API key in your netrc file is not valid ({error}). "
+            "Run `wandb login --relogin`, or set WANDB_MODE=offline."
+        ) from None
+    credentials = bool(settings.api_key or settings.identity_token_file or netrc_key)
+    return WandbEnvironment(mode or None, source, settings.base_url, credentials)
 
 
-def configure_wandb(init_args: Namespace, run_name: str) -> None:
-    """Name the run after the run directory unless named, and go offline by itself when
-    there are no credentials (``wandb.init`` would otherwise stop with "No API key")."""
+def configure_wandb(init_args: Namespace, run_name: str) -> WandbChoice:
+    """Set the ``WandbLogger`` init arguments from :func:`decide`, before it is built.
+
+    Names the run after the run directory unless named; passes the mode to ``wandb.init``
+    as ``mode`` (``WandbLogger(offline=True)`` would instead set ``WANDB_MODE`` for the
+    whole process, turning later runs in the same process offline); turns ``log_model``
+    off unless online; and, offline, prints the notice and keeps the run's own banner and
+    footer (which say the same at more length) quiet: run setting ``silent`` mutes only
+    those, wandb's warnings and errors still show.
+    """
     if not init_args.get("name"):
         init_args.name = run_name
-    if not init_args.get("offline") and not os.environ.get("WANDB_MODE") and not has_wandb_credentials():
-        init_args.offline = True
-        rank_zero_info(
-            f"W&B: no credentials found, so this run is logged offline in {init_args.save_dir}/wandb. "
-            f"Sync it later with `wandb sync {init_args.save_dir}/wandb/offline-run-*`, "
-            f"or view it now with `wandb leet {init_args.save_dir}`."
-        )
+    requested = "offline" if init_args.get("offline") else init_args.get("mode")
+    environment = wandb_environment()
+    choice = decide(requested, init_args.get("log_model", False), environment)
+    init_args.offline = False
+    init_args.mode = choice.mode
+    init_args.log_model = choice.log_model
+    if choice.mode == "offline":
+        if init_args.get("settings") is None or isinstance(init_args.settings, dict):
+            init_args.settings = {"silent": True, **(init_args.get("settings") or {})}
+        wandb_dir = Path(init_args.save_dir).absolute() / "wandb"
+        print_notice(offline_notice(choice, wandb_dir, login=not environment.has_credentials))
+    return choice
+
+
+@rank_zero_only
+def print_notice(text: str) -> None:
+    """Print to stderr, as wandb prints its own messages, and once: on global rank zero."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def offline_notice(choice: WandbChoice, wandb_dir: Path, login: bool) -> str:
+    """The one notice an offline run prints: why, where, and the commands to use
+    (``login``: syncing needs a ``wandb login`` first)."""
+    where = shlex.quote(str(wandb_dir))
+    login_first = "wandb login && " if login else ""
+    return (
+        f"W&B is offline: {choice.reason}.\n"
+        f"  This run is saved in {wandb_dir}\n"
+        f"  view it now:    wandb leet {where}\n"
+        f"  sync it later:  {login_first}wandb sync {where}"
+    )
+

@@ -48,3 +48,25 @@ def run(*args: str, root: Path) -> Path:
 def metrics(run_dir: Path) -> dict:
     """The run's ``metrics.json``."""
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                 "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path: Path) -> Path:
+    """A CIFAR-10 class-folder copy with 3 random 32x32 PNGs per class and split."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "cifar10"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in CIFAR_CLASSES:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+    return root
