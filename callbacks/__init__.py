@@ -1,0 +1,25 @@
+"""Callbacks: the run summary, console output, and the diagnostics that look inside training.
+
+Every diagnostic is one callback with one job, configured by its constructor, so a config
+lists them under ``trainer.callbacks`` (``class_path: callbacks.GradientNorms``).
+"""
+
+from callbacks.activations import ActivationStatistics
+from callbacks.console import EpochLinePrinter
+from callbacks.divergence import DivergenceGuard
+from callbacks.figures import TrainingFigures
+from callbacks.gradient_norms import GradientNorms
+from callbacks.histograms import ParameterHistograms
+from callbacks.run_summary import RunSummary
+from callbacks.weight_norms import WeightNorms
+
+__all__ = [
+    "ActivationStatistics",
+    "DivergenceGuard",
+    "EpochLinePrinter",
+    "GradientNorms",
+    "ParameterHistograms",
+    "RunSummary",
+    "TrainingFigures",
+    "WeightNorms",
+]

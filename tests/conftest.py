@@ -23,6 +23,14 @@ def requires_shared(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not (SHARED_DATA / name).exists(), reason=f"no ../shared/data/{name}")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread() -> None:
+    """Tiny test networks run faster on one thread than fighting over two cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Offline W&B without credentials, caches and home in the test's temporary folder."""

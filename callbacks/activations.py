@@ -1,0 +1,151 @@
+"""Activation statistics and histograms through forward hooks on the activation modules.
+
+Scalars ``act_mean/<layer>``, ``act_std/<layer>``, ``act_dead/<layer>`` (rectifiers),
+``act_saturated/<layer>`` (sigmoid, tanh) and histograms ``activations/<layer>``, where
+``<layer>`` is the activation module's qualified name (``features.1``).
+"""
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from callbacks.cadence import History, is_due, logger_step, resolve_interval
+from callbacks.logging_sinks import (DEFAULT_BINS, Histogram, histogram, log_histograms,
+                                     log_scalars, media_loggers)
+from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
+
+#: Output range (lower, upper asymptote) of each saturating activation.
+ASYMPTOTES: dict[type[nn.Module], tuple[float, float]] = {
+    nn.Sigmoid: (0.0, 1.0), nn.Tanh: (-1.0, 1.0),
+}
+
+
+class ActivationStatistics(Callback):
+    """Per activation layer: mean, spread, dead and saturated fractions, and a histogram.
+
+    The layers are the modules of the types in ``models.activations.ACTIVATION_TYPES``.
+    Forward hooks are attached in ``on_train_batch_start`` of a logging step and removed in
+    its ``on_train_batch_end``, so the steps in between (and validation) run without them.
+    Statistics are over every output element of the batch (all units, all positions):
+
+    - ``act_mean``, ``act_std``: Glorot & Bengio (2010, fig. 2 and 3) follow these per layer
+      over training to see layers drift into saturation.
+    - ``act_dead`` (``RECTIFIER_TYPES``): fraction of exact zeros, i.e. outputs on the flat
+      side of a ReLU, which pass no gradient back.
+    - ``act_saturated`` (``SATURATING_TYPES``): fraction of outputs within
+      ``saturation_margin`` x (output range) of an asymptote. The default 0.05 gives
+      sigmoid < 0.05 or > 0.95 and |tanh| > 0.9. Glorot & Bengio give no number: they read
+      saturation off their histograms, as sigmoid outputs of the top hidden layer pinned at
+      0 (fig. 2) and tanh outputs piled at -1 and +1 (fig. 3, 4, top), while they count
+      softsign's mass at |a| = 0.6-0.8 as not saturated (fig. 4, bottom). |tanh| > 0.9 lies
+      beyond that softsign range; at both thresholds the derivative has fallen to 19% of
+      its peak (tanh' = 1 - 0.9² = 0.19; sigmoid' = 0.95 · 0.05 = 0.0475 = 0.19 · 0.25).
+
+    A module called several times in one forward pass reports its last call.
+    """
+
+    def __init__(self, every_n_steps: int | None = None, histogram_every_n_steps: int | None = None,
+                 on_epoch_end: bool = True, saturation_margin: float = 0.05,
+                 bins: int = DEFAULT_BINS) -> None:
+        """Args:
+            every_n_steps: log the scalars every this many optimizer steps; ``None``
+                (default): the trainer's ``log_every_n_steps``; ``0`` turns the scalars off.
+            histogram_every_n_steps: log ``activations/<layer>`` histograms every this many
+                steps; ``None`` (default): as ``every_n_steps``; ``0``: only at epoch ends.
+            on_epoch_end: also log the histograms on the last training batch of every epoch.
+            saturation_margin: distance from an asymptote, as a fraction of the output
+                range, within which a sigmoid or tanh output counts as saturated.
+            bins: bins per histogram.
+        """
+        if not 0.0 < saturation_margin < 0.5:
+            raise ValueError(f"saturation_margin must be in (0, 0.5), got {saturation_margin}")
+        self.every_n_steps = every_n_steps
+        self.histogram_every_n_steps = histogram_every_n_steps
+        self.on_epoch_end = on_epoch_end
+        self.saturation_margin = saturation_margin
+        self.bins = bins
+        self.every = self.histogram_every = 0
+        self.layers: dict[str, nn.Module] = {}
+        self.handles: list[RemovableHandle] = []
+        self.scalars: dict[str, torch.Tensor] = {}
+        self.histograms: dict[str, Histogram | None] = {}
+        self.history = History()
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        name = type(self).__name__
+        self.every = resolve_interval(trainer, self.every_n_steps, f"{name}.every_n_steps")
+        self.histogram_every = self.every
+        if self.histogram_every_n_steps is not None:
+            self.histogram_every = resolve_interval(trainer, self.histogram_every_n_steps,
+                                                    f"{name}.histogram_every_n_steps")
+        self.layers = {name: module for name, module in pl_module.named_modules()
+                       if isinstance(module, ACTIVATION_TYPES)}
+
+    def layer_types(self) -> dict[str, str]:
+        """Class name of each hooked layer (``{"features.1": "ReLU"}``), for figure legends."""
+        return {name: type(module).__name__ for name, module in self.layers.items()}
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: object,
+                             batch_idx: int) -> None:
+        scalars = is_due(trainer, self.every)
+        epoch_end = self.on_epoch_end and trainer.is_last_batch and not trainer.sanity_checking
+        histograms = epoch_end or is_due(trainer, self.histogram_every)
+        histograms = histograms and bool(media_loggers(trainer))  # nobody to send them to
+        if scalars or histograms:
+            for name, module in self.layers.items():
+                hook = self._hook(name, scalars, histograms)
+                self.handles.append(module.register_forward_hook(hook))
+
+    def _hook(self, name: str, scalars: bool, histograms: bool):
+        @torch.no_grad()
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            if not isinstance(output, torch.Tensor):
+                return
+            if scalars:
+                self.scalars.update(self.statistics(name, module, output))
+            if histograms:
+                self.histograms[f"activations/{name}"] = histogram(output, self.bins)
+        return hook
+
+    def statistics(self, name: str, module: nn.Module,
+                   output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The scalars of one layer's output, as tensors on its device."""
+        values = output.detach().float()
+        std, mean = torch.std_mean(values)
+        stats = {f"act_mean/{name}": mean, f"act_std/{name}": std}
+        if isinstance(module, RECTIFIER_TYPES):
+            stats[f"act_dead/{name}"] = (values == 0).float().mean()
+        if isinstance(module, SATURATING_TYPES) and type(module) in ASYMPTOTES:
+            low, high = ASYMPTOTES[type(module)]
+            margin = self.saturation_margin * (high - low)
+            saturated = (values < low + margin) | (values > high - margin)
+            stats[f"act_saturated/{name}"] = saturated.float().mean()
+        return stats
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: STEP_OUTPUT,
+                           batch: object, batch_idx: int) -> None:
+        self.remove_hooks()
+        step = logger_step(trainer)
+        if self.scalars:  # stacked: one transfer from the device for all layers
+            metrics = dict(zip(self.scalars, torch.stack(list(self.scalars.values())).tolist()))
+            log_scalars(trainer, metrics, step)
+            self.history.record(step, metrics)
+            self.scalars = {}
+        if self.histograms:
+            log_histograms(trainer, self.histograms, step)
+            self.histograms = {}
+
+    def remove_hooks(self) -> None:
+        """Detach every forward hook this callback attached."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        self.remove_hooks()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.remove_hooks()

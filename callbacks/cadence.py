@@ -1,0 +1,74 @@
+"""When a diagnostic runs, and the history of what it logged.
+
+Lightning writes step metrics to the loggers on the training batches where
+``trainer._logger_connector.should_update_logs`` holds: ``(step + 1) % log_every_n_steps == 0``,
+with ``step`` the number of optimizer steps taken before the batch (the value stamped on
+the record as ``step`` / ``trainer/global_step``), so with ``log_every_n_steps=50`` the
+records read 49, 99, ... The diagnostics use the same rule, so that by default their
+records share steps with ``train/loss``.
+"""
+
+from collections import defaultdict
+
+from lightning.pytorch import Trainer
+
+from netscope.errors import UserError
+
+
+def logger_step(trainer: Trainer) -> int:
+    """The step Lightning stamps on the metrics of the current training batch.
+
+    It is constant through all hooks of one batch, while ``trainer.global_step`` moves on
+    inside the optimizer step; read by hand because Lightning keeps it on its fit loop.
+    """
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+def resolve_interval(trainer: Trainer, every_n_steps: int | None, name: str) -> int:
+    """``every_n_steps``, or the trainer's ``log_every_n_steps`` when it is ``None``.
+
+    ``0`` turns the diagnostic off; ``name`` (``"GradientNorms.every_n_steps"``) is what an
+    error message calls the setting.
+    """
+    every = trainer.log_every_n_steps if every_n_steps is None else every_n_steps
+    if every < 0:
+        raise UserError(f"{name} must be 0 (off) or a positive number of steps, got {every}.")
+    return every
+
+
+def is_due(trainer: Trainer, every: int) -> bool:
+    """Whether the current training batch is one to run an ``every``-step diagnostic on.
+
+    ``fast_dev_run`` logs every step (as Lightning does), so a quick check sees everything.
+    """
+    if every <= 0 or trainer.sanity_checking:
+        return False
+    if trainer.fast_dev_run:
+        return True
+    return (logger_step(trainer) + 1) % every == 0
+
+
+class History:
+    """The scalars a diagnostic logged, per name: ``steps[name]`` and ``values[name]``.
+
+    Kept in memory for the end-of-fit figures (a few floats per logged step).
+    """
+
+    def __init__(self) -> None:
+        self.steps: dict[str, list[int]] = defaultdict(list)
+        self.values: dict[str, list[float]] = defaultdict(list)
+
+    def record(self, step: int, values: dict[str, float]) -> None:
+        """Append one value per name at ``step``."""
+        for name, value in values.items():
+            self.steps[name].append(step)
+            self.values[name].append(float(value))
+
+    def names(self, prefix: str = "") -> list[str]:
+        """Recorded names starting with ``prefix``, in the order first recorded."""
+        return [name for name in self.values if name.startswith(prefix)]
+
+    def series(self, name: str) -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of one name (empty lists when never recorded)."""
+        return list(self.steps.get(name, [])), list(self.values.get(name, []))
+
