@@ -7,9 +7,11 @@ lists them under ``trainer.callbacks`` (``class_path: callbacks.GradientNorms``)
 from callbacks.activations import ActivationStatistics
 from callbacks.console import EpochLinePrinter
 from callbacks.divergence import DivergenceGuard
+from callbacks.evaluation_report import EvaluationReport
 from callbacks.figures import TrainingFigures
 from callbacks.gradient_norms import GradientNorms
 from callbacks.histograms import ParameterHistograms
+from callbacks.prediction_writer import PredictionWriter
 from callbacks.run_summary import RunSummary
 from callbacks.weight_norms import WeightNorms
 
@@ -17,8 +19,10 @@ __all__ = [
     "ActivationStatistics",
     "DivergenceGuard",
     "EpochLinePrinter",
+    "EvaluationReport",
     "GradientNorms",
     "ParameterHistograms",
+    "PredictionWriter",
     "RunSummary",
     "TrainingFigures",
     "WeightNorms",

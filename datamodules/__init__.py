@@ -2,6 +2,7 @@
 
 from datamodules.base import BaseDataModule, ImageDataModule
 from datamodules.cifar import CIFAR10DataModule
+from datamodules.image_folder import ImageFolderDataModule
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from datamodules.xor import XORDataModule
 
@@ -10,6 +11,7 @@ __all__ = [
     "CIFAR10DataModule",
     "FashionMNISTDataModule",
     "ImageDataModule",
+    "ImageFolderDataModule",
     "MNISTDataModule",
     "XORDataModule",
 ]

@@ -3,5 +3,6 @@
 from models.base import BaseModel
 from models.convnet import ConvNet
 from models.mlp import MLP
+from models.torchvision_net import TorchvisionNet
 
-__all__ = ["BaseModel", "ConvNet", "MLP"]
+__all__ = ["BaseModel", "ConvNet", "MLP", "TorchvisionNet"]

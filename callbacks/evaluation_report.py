@@ -1,0 +1,144 @@
+"""Per-class precision, recall, F1 and the confusion matrix of the test split.
+
+Accuracy alone hides which classes a model confuses; this report shows it. The numbers
+come from torchmetrics (accumulated over test batches, synchronized across processes);
+the report is written into the run directory as CSV and PNG and sent to the loggers.
+"""
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score,
+                                         MulticlassPrecision, MulticlassRecall)
+
+COLUMNS = ["class", "precision", "recall", "f1", "support"]
+
+
+class EvaluationReport(Callback):
+    """At the end of ``test``: ``test_per_class.csv``, ``test_confusion_matrix.csv`` and
+    ``test_confusion_matrix.png`` in the run directory; a W&B table and image, or a
+    TensorBoard figure and text; ``test/{precision,recall,f1}/<class>`` scalars.
+
+    It reads the ``{"outputs", "targets"}`` that :meth:`models.base.BaseModel.test_step`
+    returns; regression models get no report.
+
+    Args:
+        prefix: start of the file names and logged keys.
+    """
+
+    def __init__(self, prefix: str = "test") -> None:
+        self.prefix = prefix
+        self.metrics: MetricCollection | None = None
+        self.class_names: list[str] = []
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        task = getattr(pl_module, "task", "classification")
+        if task == "regression":
+            self.metrics = None
+            return
+        num_classes = 2 if task == "binary" else pl_module.num_classes
+        names = list(getattr(pl_module, "class_names", None) or [])
+        self.class_names = names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+        self.metrics = MetricCollection({
+            "precision": MulticlassPrecision(num_classes, average=None),
+            "recall": MulticlassRecall(num_classes, average=None),
+            "f1": MulticlassF1Score(num_classes, average=None),
+            "confusion": MulticlassConfusionMatrix(num_classes),
+        }).to(pl_module.device)
+
+    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
+                          batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.metrics is None or not isinstance(outputs, dict) or "outputs" not in outputs:
+            return
+        scores, targets = outputs["outputs"], outputs["targets"]
+        predictions = (scores > 0).long() if scores.dim() == 1 else scores.argmax(-1)
+        self.metrics.update(predictions, targets.long())
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.metrics is None or not self.metrics["confusion"].update_called:
+            return
+        values = {name: value.cpu() for name, value in self.metrics.compute().items()}  # every rank
+        for metric in ("precision", "recall", "f1"):
+            for name, value in zip(self.class_names, values[metric]):
+                pl_module.log(f"{self.prefix}/{metric}/{name.replace('/', '_')}", value.item(),
+                              rank_zero_only=True)
+        if trainer.is_global_zero:
+            self._write(trainer, values)
+
+    # ------------------------------------------------------------------ rank zero
+    def _write(self, trainer: Trainer, values: dict[str, torch.Tensor]) -> None:
+        run_dir = Path(trainer.default_root_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        rows = self.table(values)
+        with open(run_dir / f"{self.prefix}_per_class.csv", "w", newline="") as file:
+            csv.writer(file).writerows([COLUMNS, *rows])
+        confusion = values["confusion"].long()
+        with open(run_dir / f"{self.prefix}_confusion_matrix.csv", "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["true \\ predicted", *self.class_names])
+            writer.writerows([name, *row] for name, row in zip(self.class_names, confusion.tolist()))
+        figure = self.figure(confusion)
+        png = run_dir / f"{self.prefix}_confusion_matrix.png"
+        figure.savefig(png, dpi=120, bbox_inches="tight")
+        self._log(trainer, rows, figure, png)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        rank_zero_info(f"Per-class {self.prefix} report: {run_dir / f'{self.prefix}_per_class.csv'}, {png}")
+
+    def table(self, values: dict[str, torch.Tensor]) -> list[list[Any]]:
+        """Rows of ``class, precision, recall, f1, support``, then the macro and weighted averages."""
+        support = values["confusion"].sum(1)
+        rows = [[name, *(round(values[m][i].item(), 6) for m in ("precision", "recall", "f1")),
+                 int(support[i])] for i, name in enumerate(self.class_names)]
+        weights = support.double() / support.sum().clamp_min(1)
+        for label, weight in (("macro avg", None), ("weighted avg", weights)):
+            averages = [values[m].double().mean() if weight is None else (values[m].double() * weight).sum()
+                        for m in ("precision", "recall", "f1")]
+            rows.append([label, *(round(a.item(), 6) for a in averages), int(support.sum())])
+        return rows
+
+    def figure(self, confusion: torch.Tensor) -> Any:
+        """The confusion matrix as a figure: counts, coloured by share of the true class."""
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        import matplotlib.pyplot as plt
+
+        n = len(self.class_names)
+        side = max(4.0, 0.6 * n + 2.5)
+        figure, axes = plt.subplots(figsize=(side + 1, side))
+        shares = confusion.double() / confusion.sum(1, keepdim=True).clamp_min(1)
+        image = axes.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+        if n <= 30:  # beyond that, numbers in the cells are unreadable
+            fontsize = 11 if n <= 10 else 7
+            for i in range(n):
+                for j in range(n):
+                    axes.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=fontsize,
+                              color="white" if shares[i, j] > 0.5 else "black")
+        axes.set_xticks(range(n), self.class_names, rotation=45, ha="right")
+        axes.set_yticks(range(n), self.class_names)
+        axes.set_xlabel("predicted class")
+        axes.set_ylabel("true class")
+        accuracy = confusion.diag().sum().item() / max(confusion.sum().item(), 1)
+        axes.set_title(f"{self.prefix} confusion matrix (accuracy {accuracy:.4f})")
+        return figure
+
+    def _log(self, trainer: Trainer, rows: list[list[Any]], figure: Any, png: Path) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key=f"{self.prefix}/per_class", columns=COLUMNS, data=rows)
+                logger.log_image(key=f"{self.prefix}/confusion_matrix", images=[str(png)])
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure(f"{self.prefix}/confusion_matrix", figure, trainer.global_step,
+                                             close=False)
+                header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+                body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in rows)
+                logger.experiment.add_text(f"{self.prefix}/per_class", header + body, trainer.global_step)
