@@ -1,0 +1,15 @@
+"""Studies: compare configurations the way the course's case studies did, done right.
+
+A study is a Weights & Biases sweep file (``configs/studies/*.yaml``): it runs online with
+``wandb sweep`` + ``wandb agent``, or locally with ``python -m studies run``, which runs
+each combination through ``main.py`` in turn, skips those already done, and writes a
+comparison report (``report.csv``, ``report.md``, figures).
+"""
+
+from studies.expand import build_command, expand
+from studies.report import write_report
+from studies.runner import run_study
+from studies.spec import Study, load_study, sweep_config_problems
+
+__all__ = ["Study", "build_command", "expand", "load_study", "run_study", "sweep_config_problems",
+           "write_report"]
