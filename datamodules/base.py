@@ -8,16 +8,17 @@ and augmentation are shared here.
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
 
-from datamodules.augment import random_cutout, random_flip, random_translate
+from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
 from netscope.task import Task
 
 Split = tuple[torch.Tensor, torch.Tensor]
+FlipMode = Literal["random", "alternate"]
 
 
 class BaseDataModule(LightningDataModule):
@@ -39,6 +40,7 @@ class BaseDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         val_fraction: float = 0.1,
         split_seed: int = 0,
+        keep_on_device: bool = True,
     ) -> None:
         """Args:
             data_dir: where the data set is, or is downloaded to when it is missing.
@@ -48,6 +50,8 @@ class BaseDataModule(LightningDataModule):
                 set has no validation split of its own.
             split_seed: seed of that hold-out split (fixed, so every run validates on the
                 same samples whatever the training seed).
+            keep_on_device: on a GPU, hold the splits in GPU memory when they fit, so
+                batches are indexed there and never copied from the host.
         """
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -57,6 +61,7 @@ class BaseDataModule(LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed
+        self.keep_on_device = keep_on_device
         self.splits: dict[str, Split] | None = None
 
     @abstractmethod
@@ -93,22 +98,58 @@ class BaseDataModule(LightningDataModule):
         """Whether the data set has a test split (after ``setup``)."""
         return self.splits is not None and "test" in self.splits
 
+    def loader_tensors(self, split: str, train: bool) -> tuple[torch.Tensor, ...]:
+        """The tensors a loader of ``split`` batches together (inputs and targets here;
+        subclasses may add per-sample tensors that their batch hooks consume)."""
+        return self.splits[split]
+
+    def _resident(self, split: str) -> None:
+        """Move ``split`` to the training device once, when it fits (a quarter of the free
+        memory at most), so batches are indexed where the model runs and never copied."""
+        if self.trainer is None or not self.keep_on_device:
+            return
+        device = self.trainer.strategy.root_device
+        tensors = self.splits[split]
+        if device.type != "cuda" or all(t.device == device for t in tensors):
+            return  # on CPU they are already there; other accelerators: batches are copied
+        size = sum(t.numel() * t.element_size() for t in tensors)
+        if size <= torch.cuda.mem_get_info(device)[0] // 4:
+            self.splits[split] = tuple(t.to(device) for t in tensors)
+
     def _loader(self, split: str, train: bool = False) -> TensorLoader | list:
         if self.splits is None or split not in self.splits:
             return []
+        self._resident(split)
         rank, world_size = 0, 1
         if self.trainer is not None:
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
-        # The shuffle seed comes from the global RNG, so seed_everything governs it.
+        # The shuffle seed comes from the global RNG, so seed_everything governs it (and
+        # every DDP rank draws the same seed, hence the same permutation to shard).
         seed = int(torch.randint(2**62, ()).item()) if train else 0
+        batch_size = self.batch_size if train else self.eval_batch_size
+        # Training drops a last partial batch (a different one every pass): a batch of one
+        # would break BatchNorm. Evaluation sees every sample.
+        drop_last = train and len(self.splits[split][1]) // world_size >= batch_size
         return TensorLoader(
-            self.splits[split],
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            self.loader_tensors(split, train),
+            batch_size=batch_size,
             shuffle=train,
+            drop_last=drop_last,
             seed=seed,
             rank=rank,
             world_size=world_size,
         )
+
+    def prepare_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Inputs as the model sees them at evaluation (no augmentation). Identity here."""
+        return inputs
+
+    def sample_inputs(self, count: int) -> torch.Tensor:
+        """The first ``count`` training inputs, prepared as for evaluation: what a
+        data-dependent initialization (e.g. ``init: whitening``) looks at."""
+        if self.splits is None:
+            self.setup("fit")
+        return self.prepare_inputs(self.splits["train"][0][:count])
 
     def train_dataloader(self) -> TensorLoader | list:
         return self._loader("train", train=True)
@@ -142,28 +183,57 @@ class ImageDataModule(BaseDataModule):
         flip: bool = False,
         translate: int = 0,
         cutout: int = 0,
+        flip_mode: FlipMode = "random",
+        keep_on_device: bool = True,
     ) -> None:
         """Args:
-            flip: mirror training images left-right at random.
+            flip: mirror training images left-right.
             translate: shift training images by up to this many pixels (reflect padding).
             cutout: blank a square of this side at a random place in each training image.
+            flip_mode: how ``flip`` mirrors: ``random`` (a coin per image and pass) or
+                ``alternate`` (each image mirrored on every other epoch, from a random start).
             See :class:`BaseDataModule` for the others.
         """
-        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed)
+        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed,
+                         keep_on_device)
         self.flip = flip
         self.translate = translate
         self.cutout = cutout
+        self.flip_mode = flip_mode
+        self._flip_phase: torch.Tensor | None = None
+        self._moments: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def loader_tensors(self, split: str, train: bool) -> tuple[torch.Tensor, ...]:
+        """Adds, for alternating flips, each training image's random starting phase."""
+        tensors = super().loader_tensors(split, train)
+        if not (train and self.flip and self.flip_mode == "alternate"):
+            return tensors
+        if self._flip_phase is None or len(self._flip_phase) != len(tensors[1]):
+            # Global RNG: seed_everything governs it, and every DDP rank draws the same bits.
+            self._flip_phase = (torch.rand(len(tensors[1])) < 0.5).to(tensors[1].device)
+        return (*tensors, self._flip_phase)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[0, 255]`` to float, standardized per channel, in one fused step."""
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        return torch.addcmul(-mean / std, images.float(), 1.0 / (255.0 * std))
+        key = (images.device, tuple(self.mean), tuple(self.std))  # made once per device
+        if key not in self._moments:
+            std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+            mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+            self._moments[key] = (-mean / std, 1.0 / (255.0 * std))
+        shift, scale = self._moments[key]
+        return torch.addcmul(shift, images.float(), scale)
 
-    def augment(self, images: torch.Tensor) -> torch.Tensor:
+    def prepare_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.normalize(inputs) if inputs.dtype == torch.uint8 else inputs
+
+    def augment(self, images: torch.Tensor, flip_phase: torch.Tensor | None = None) -> torch.Tensor:
         """The configured training augmentations, drawn per image."""
         if self.flip:
-            images = random_flip(images)
+            if flip_phase is not None:
+                epoch = self.trainer.current_epoch if self.trainer is not None else 0
+                images = alternating_flip(images, flip_phase, epoch)
+            else:
+                images = random_flip(images)
         if self.translate:
             images = random_translate(images, self.translate)
         if self.cutout:
@@ -171,9 +241,8 @@ class ImageDataModule(BaseDataModule):
         return images
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        images, *rest = batch
-        if images.dtype == torch.uint8:
-            images = self.normalize(images)
-            if self.trainer is not None and self.trainer.training:
-                images = self.augment(images)
-        return (images, *rest)
+        images, targets, *extra = batch
+        images = self.prepare_inputs(images)
+        if self.trainer is not None and self.trainer.training:
+            images = self.augment(images, *extra)
+        return images, targets

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from torchvision import datasets
 import torch
+from torchvision import datasets
 
-from datamodules.base import ImageDataModule, Split
+from datamodules.base import FlipMode, ImageDataModule, Split
 from datamodules.download import load_torchvision
 from datamodules.image_cache import decode_class_folder
 
@@ -38,6 +38,8 @@ class CIFAR10DataModule(ImageDataModule):
         translate: int = 2,
         cutout: int = 0,
         cache_dir: str | None = None,
+        flip_mode: FlipMode = "random",
+        keep_on_device: bool = True,
     ) -> None:
         """Args:
             cache_dir: where decoded class-folder images are cached (default
@@ -45,7 +47,7 @@ class CIFAR10DataModule(ImageDataModule):
             See :class:`datamodules.base.ImageDataModule` for the others.
         """
         super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed,
-                         flip, translate, cutout)
+                         flip, translate, cutout, flip_mode, keep_on_device)
         self.cache_dir = cache_dir
 
     @property

@@ -22,7 +22,12 @@ class TensorLoader:
         drop_last: drop the last incomplete batch.
         seed: seed of the permutation generator.
         rank, world_size: under DDP, this process takes every ``world_size``-th sample
-            starting at ``rank``, all ranks getting the same number of batches.
+            of the (shared) permutation starting at ``rank``: the shards are disjoint, and
+            all ranks get the same number of batches (up to ``world_size - 1`` samples are
+            left out of a pass so that they do). Every rank must be given the same ``seed``.
+
+    The tensors may live on any device (e.g. the GPU, so batches need no transfer); the
+    permutation is drawn on the CPU, so a seed gives the same order on every device.
     """
 
     def __init__(
@@ -37,6 +42,8 @@ class TensorLoader:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size), got rank {rank} of {world_size}")
         self.tensors = tensors
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -56,6 +63,7 @@ class TensorLoader:
         order = torch.randperm(total, generator=self.generator) if self.shuffle else torch.arange(total)
         if self.world_size > 1:
             order = order[self.rank :: self.world_size][: self.shard_size]
+        order = order.to(self.tensors[0].device)
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield tuple(t[index] for t in self.tensors)

@@ -6,7 +6,11 @@ on any datamodule. What the datamodule knows (``num_classes``, ``input_shape``, 
 ``class_names``) arrives by argument linking in the CLI; nobody types it twice.
 
 The optimizer and LR scheduler are not chosen here: ``configure_optimizers`` is left to
-LightningCLI, which takes any ``torch.optim`` class from the config or the command line.
+LightningCLI, which takes any ``torch.optim`` class from the config or the command line
+(``lr_scheduler_interval: step`` makes that scheduler advance every optimizer step).
+
+Speed options any model can use: ``channels_last`` memory format, test-time augmentation
+(``tta``), and a data-dependent ``init`` (``whitening``) applied when fit starts.
 """
 
 from abc import abstractmethod
@@ -18,10 +22,18 @@ from torch import nn
 from torchmetrics import Accuracy, MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from models.activations import ActivationName, make_activation
-from models.initialization import InitName, apply_init
+from models.initialization import (
+    DATA_DEPENDENT_INITS,
+    WHITENING_SAMPLES,
+    InitName,
+    apply_init,
+    whitening_init,
+)
+from models.tta import TTAMode, tta_outputs
+from netscope.errors import UserError
 from netscope.task import Task
 
-Stage = Literal["train", "val", "test"]
+Stage = Literal["train", "val", "test", "predict"]
 
 
 class BaseModel(LightningModule):
@@ -38,6 +50,10 @@ class BaseModel(LightningModule):
         init: InitName = "default",
         init_scale: float | None = None,
         label_smoothing: float = 0.0,
+        tta: TTAMode = "none",
+        tta_on_val: bool = False,
+        channels_last: bool = False,
+        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         """Build the network, initialize it, and set up losses and metrics.
 
@@ -49,9 +65,20 @@ class BaseModel(LightningModule):
             class_names: names of the classes, for reports. Linked from the datamodule.
             activation: non-linearity of the hidden layers.
             negative_slope: slope of ``leaky_relu`` for negative inputs.
-            init: weight initialization of every Linear/Conv layer (``default``: PyTorch's).
+            init: weight initialization of every Linear/Conv layer (``default``: PyTorch's;
+                ``whitening``: the first layer whitens its inputs, computed from training
+                images when fit starts, the others keep PyTorch's initialization).
             init_scale: std for ``normal``, bound for ``uniform``, gain for the others.
             label_smoothing: cross-entropy label smoothing (classification only).
+            tta: test-time augmentation of image inputs at test and predict time: ``flip``
+                averages the outputs on each image and its mirror, ``flip_translate`` adds
+                the pair shifted by one pixel (six views, six times the evaluation cost).
+            tta_on_val: apply ``tta`` to the validation passes as well.
+            channels_last: keep 4-d weights and inputs in channels-last memory format
+                (faster convolutions on CPUs and tensor cores).
+            lr_scheduler_interval: advance the LR scheduler every ``epoch`` (Lightning's
+                default) or every optimizer ``step`` (for per-step schedules such as
+                ``OneCycleLR``, whose ``total_steps`` then counts optimizer steps).
         """
         super().__init__()
         # The CLI sends the whole resolved config to the logger; logging these again would
@@ -61,7 +88,12 @@ class BaseModel(LightningModule):
         self.input_shape = tuple(input_shape)
         self.task = task
         self.class_names = class_names or [str(i) for i in range(num_classes)]
+        if tta != "none" and len(self.input_shape) < 2:
+            raise UserError(f"Test-time augmentation (tta={tta}) mirrors and shifts images, but "
+                            f"this model's inputs have shape {self.input_shape}. Use tta none.")
         self.configure_network()
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
         self.initialize_weights()
         self.configure_losses()
         self.configure_metrics()
@@ -99,6 +131,45 @@ class BaseModel(LightningModule):
             negative_slope=self.hparams.negative_slope,
         )
 
+    def setup(self, stage: str) -> None:
+        """Apply a data-dependent ``init`` once, when fit starts from scratch.
+
+        Lightning calls this after the datamodule's ``setup`` (so training data is loaded)
+        and before restoring a checkpoint (which then overwrites it, as it should) and
+        before the model is wrapped for DDP (which copies rank 0's weights to all ranks).
+        """
+        if stage != "fit" or self.hparams.init not in DATA_DEPENDENT_INITS:
+            return
+        if getattr(self, "_data_init_done", False):
+            return  # a second fit continues training; it does not re-initialize
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if not hasattr(datamodule, "sample_inputs"):
+            raise UserError(f"init {self.hparams.init} computes the first layer from training "
+                            f"images; it needs a netscope datamodule (--data ...).")
+        try:
+            whitening_init(self.init_target(), datamodule.sample_inputs(WHITENING_SAMPLES))
+        except ValueError as error:
+            raise UserError(f"init {self.hparams.init}: {error}. Change the first layer or "
+                            f"choose another init.") from error
+        self._data_init_done = True
+
+    def on_fit_start(self) -> None:
+        """Switch the LR schedulers to per-step updates when ``lr_scheduler_interval`` is
+        ``step``. (LightningCLI builds the scheduler config with Lightning's default
+        interval, an epoch; the interval is a field of that config, read at every step.)"""
+        if self.hparams.lr_scheduler_interval != "step":
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            if config.reduce_on_plateau:
+                continue  # it needs a metric, available per epoch
+            config.interval = "step"
+            total = getattr(config.scheduler, "total_steps", None)  # OneCycleLR's length
+            needed = self.trainer.estimated_stepping_batches
+            if total is not None and needed > total:
+                raise UserError(
+                    f"The LR schedule is {total} steps long, but this fit takes {needed:.0f} "
+                    f"optimizer steps. Set --lr_scheduler.init_args.total_steps {needed:.0f}.")
+
     def configure_losses(self) -> None:
         """Choose the loss for the task."""
         match self.task:
@@ -132,10 +203,24 @@ class BaseModel(LightningModule):
         """Targets as the loss expects them (floats for BCE and MSE)."""
         return targets if self.task == "classification" else targets.to(outputs.dtype)
 
+    def prepare_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Inputs in the memory format the network runs fastest with."""
+        if self.hparams.channels_last and inputs.dim() == 4:
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
+    def evaluate(self, inputs: torch.Tensor, stage: Stage) -> torch.Tensor:
+        """The network's outputs for ``stage``: with test-time augmentation where configured."""
+        inputs = self.prepare_inputs(inputs)
+        tta = self.hparams.tta
+        if stage == "train" or (stage == "val" and not self.hparams.tta_on_val):
+            tta = "none"
+        return tta_outputs(self, inputs, tta)
+
     def shared_step(self, batch: Any, stage: Stage) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, loss and metrics for one batch of ``stage``; returns loss and outputs."""
         inputs, targets = batch[0], batch[1]
-        outputs = self.outputs_for_loss(self(inputs))
+        outputs = self.outputs_for_loss(self.evaluate(inputs, stage))
         loss = self.loss_fn(outputs, self.targets_for_loss(targets, outputs))
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(outputs.detach().float(), targets)
@@ -159,7 +244,7 @@ class BaseModel(LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Class probabilities (classification, binary) or raw outputs (regression)."""
         inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
-        outputs = self(inputs)
+        outputs = self.evaluate(inputs, "predict")
         match self.task:
             case "classification":
                 return outputs.softmax(-1)

@@ -1,7 +1,10 @@
 """A fast CIFAR-class convolutional network (in the spirit of airbench's net)."""
 
+import math
+
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from models.base import BaseModel
 
@@ -11,6 +14,8 @@ class ConvNet(BaseModel):
     ``depth - 1`` more ``conv -> BN -> act``; global max-pool and a linear head.
 
     Each block halves the resolution, so three blocks take 32x32 to 4x4 and 28x28 to 3x3.
+    With ``stem_kernel_size: 2`` (no padding, 32 -> 31), ``stem_width: 24``, ``stem_norm:
+    false`` and ``init: whitening`` the stem is airbench's 2x2 patch-whitening layer.
     """
 
     def __init__(
@@ -21,14 +26,44 @@ class ConvNet(BaseModel):
         stem_width: int = 32,
         batch_norm: bool = True,
         dropout: float = 0.0,
+        stem_kernel_size: int = 3,
+        stem_norm: bool = True,
+        freeze_stem: bool = False,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
+        bn_weight: bool = True,
+        dirac_init: bool = False,
+        head_scale: float = 1.0,
+        bn_bias_lr_scale: float = 1.0,
         **kwargs,
     ) -> None:
         """Args:
             widths: channels of each block; its length is the number of blocks.
             depth: convolutions per block (at least 1).
-            stem_width: channels of the first 3x3 convolution (before any pooling).
+            stem_width: channels of the first convolution (before any pooling).
             batch_norm: BatchNorm after each convolution.
             dropout: dropout before the head.
+            stem_kernel_size: kernel size of the first convolution; odd sizes pad to keep
+                the resolution, even sizes do not pad.
+            stem_norm: BatchNorm after the stem too (with ``batch_norm``); without it the
+                stem convolution has a bias.
+            freeze_stem: do not train the stem's weights (e.g. after ``init: whitening``);
+                its bias still trains.
+            bn_momentum: BatchNorm running-statistics momentum (PyTorch's convention: the
+                weight of the new batch); higher follows the changing weights of a short
+                training more closely.
+            bn_eps: BatchNorm epsilon.
+            bn_weight: train the BatchNorm scales; when false they stay 1 and only the
+                shifts train (the scale is redundant with the next layer's weights).
+            dirac_init: after ``init``, make each block convolution pass its input through
+                unchanged on its first ``in_channels`` outputs (identity initialization).
+            head_scale: multiply the logits by this constant; below 1 it slows the head
+                relative to the rest of the network (airbench uses 1/9).
+            bn_bias_lr_scale: the BatchNorm shifts learn this many times faster than the
+                other weights under SGD, at the same relative weight decay (airbench uses
+                64). Done by reparametrization (``torch.nn.utils.parametrize``: the stored
+                parameter is ``bias / sqrt(scale)``), so it works with any optimizer from the
+                command line; for Adam-type optimizers the speed-up is ``sqrt(scale)``.
             *args, **kwargs: see :class:`models.base.BaseModel`.
         """
         if depth < 1:
@@ -38,20 +73,46 @@ class ConvNet(BaseModel):
         self.stem_width = stem_width
         self.batch_norm = batch_norm
         self.dropout = dropout
+        self.stem_kernel_size = stem_kernel_size
+        self.stem_norm = stem_norm
+        self.freeze_stem = freeze_stem
+        self.bn_momentum = bn_momentum
+        self.bn_eps = bn_eps
+        self.bn_weight = bn_weight
+        self.dirac_init = dirac_init
+        self.head_scale = head_scale
+        self.bn_bias_lr_scale = bn_bias_lr_scale
         super().__init__(*args, **kwargs)
+
+    def _norm(self, channels: int) -> nn.BatchNorm2d:
+        norm = nn.BatchNorm2d(channels, eps=self.bn_eps, momentum=self.bn_momentum)
+        norm.weight.requires_grad_(self.bn_weight)
+        if self.bn_bias_lr_scale != 1.0:
+            factor = math.sqrt(self.bn_bias_lr_scale)
+            parametrize.register_parametrization(norm, "bias", _Scaled(factor))
+        return norm
 
     def _conv_bn_act(self, cin: int, cout: int, pool: bool = False) -> list[nn.Module]:
         layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=not self.batch_norm)]
         if pool:
             layers.append(nn.MaxPool2d(2))
         if self.batch_norm:
-            layers.append(nn.BatchNorm2d(cout))
+            layers.append(self._norm(cout))
         layers.append(self.make_activation())
         return layers
 
+    def _stem(self, in_channels: int) -> nn.Sequential:
+        size = self.stem_kernel_size
+        norm = self.batch_norm and self.stem_norm
+        conv = nn.Conv2d(in_channels, self.stem_width, size, padding=size // 2 if size % 2 else 0,
+                         bias=not norm)
+        conv.weight.requires_grad_(not self.freeze_stem)
+        return nn.Sequential(conv, *([self._norm(self.stem_width)] if norm else []),
+                             self.make_activation())
+
     def configure_network(self) -> None:
         in_channels = self.input_shape[0] if len(self.input_shape) == 3 else 1
-        blocks: list[nn.Module] = [nn.Sequential(*self._conv_bn_act(in_channels, self.stem_width))]
+        blocks: list[nn.Module] = [self._stem(in_channels)]
         width = self.stem_width
         for out in self.widths:
             layers = self._conv_bn_act(width, out, pool=True)
@@ -67,7 +128,33 @@ class ConvNet(BaseModel):
             nn.Linear(width, self.output_dim),
         )
 
+    def initialize_weights(self) -> None:
+        super().initialize_weights()
+        if not self.dirac_init:
+            return
+        with torch.no_grad():
+            for block in self.features[1:]:
+                for conv in (m for m in block.modules() if isinstance(m, nn.Conv2d)):
+                    if conv.out_channels >= conv.in_channels:
+                        nn.init.dirac_(conv.weight[: conv.in_channels])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:  # (N, H, W) grey images
             x = x.unsqueeze(1)
-        return self.head(self.features(x))
+        logits = self.head(self.features(x))
+        return logits * self.head_scale if self.head_scale != 1.0 else logits
+
+
+class _Scaled(nn.Module):
+    """``weight = factor * stored``: gradient steps on ``stored`` move ``weight`` ``factor**2``
+    times as far (SGD), the "equalized learning rate" reparametrization."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored * self.factor
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / self.factor

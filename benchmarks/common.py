@@ -1,0 +1,137 @@
+"""What the benchmarks share: building a config's objects, and a plain PyTorch train step.
+
+The benchmarks build the model, data and optimizer exactly as ``python main.py fit
+--config ...`` does (``NetscopeCLI(..., run=False)``), so they measure what a user runs.
+"""
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from datamodules.augment import random_flip, random_translate
+from netscope.cli import NetscopeCLI
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "configs" / "cifar.yaml"
+
+
+def machine() -> str:
+    """The CPU model and the number of cores and threads torch uses, for the record."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"with {torch.get_num_threads()} threads")
+
+
+def build(config: Path, data_dir: str | None, *overrides: str) -> NetscopeCLI:
+    """The config's trainer, model and datamodule, instantiated but not run."""
+    args = ["--config", str(config), *(["--data.init_args.data_dir", data_dir] if data_dir else []),
+            *overrides]
+    return NetscopeCLI(args, run=False)
+
+
+def autocast(cli: NetscopeCLI) -> torch.autocast:
+    """The autocast context the trainer's precision setting implies (bf16-mixed or none)."""
+    precision = str(cli.trainer.precision)
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+    return torch.autocast(cli.trainer.strategy.root_device.type, dtype=dtype,
+                          enabled=precision.endswith("-mixed"))
+
+
+class PlainLoop:
+    """A hand-written training loop over the same tensors, model and optimizer: what one
+    would write without Lightning (in-memory tensors, ``randperm`` batches, normalization
+    and flip + translate on the batch, autocast, SGD and a per-step scheduler)."""
+
+    def __init__(self, cli: NetscopeCLI) -> None:
+        data = cli.datamodule
+        data.setup("fit")
+        self.images, self.labels = data.splits["train"]
+        self.mean = torch.tensor(data.mean).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(data.std).view(1, -1, 1, 1) * 255
+        self.translate = data.translate
+        self.batch_size = data.batch_size
+        self.model = cli.model
+        optimizers, schedulers = cli.model.configure_optimizers()
+        self.optimizer, self.scheduler = optimizers[0], schedulers[0]
+        self.loss = torch.nn.CrossEntropyLoss(label_smoothing=cli.model.hparams.label_smoothing)
+        self.autocast = autocast(cli)
+        self.memory_format = (torch.channels_last if cli.model.hparams.get("channels_last")
+                              else torch.contiguous_format)
+
+    def batches(self):
+        """Endless augmented training batches."""
+        while True:
+            order = torch.randperm(len(self.labels))
+            for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+                index = order[start:start + self.batch_size]
+                images = (self.images[index].float() - self.mean) / self.std
+                images = random_translate(random_flip(images), self.translate)
+                yield images.contiguous(memory_format=self.memory_format), self.labels[index]
+
+    def train(self, steps: int, warmup: int) -> float:
+        """Train ``steps`` steps; return images per second over those after ``warmup``."""
+        self.model.train()
+        batches = self.batches()
+        start = 0.0
+        for step in range(steps):
+            images, labels = next(batches)
+            with self.autocast:
+                loss = self.loss(self.model(images), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            if step == warmup - 1:
+                start = time.perf_counter()
+        return (steps - warmup) * self.batch_size / (time.perf_counter() - start)
+
+
+class StepTimer(Callback):
+    """Images per second of training batches after the first ``warmup`` ones (each timed
+    batch includes everything Lightning and the callbacks do around it)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start = self.end = 0.0
+        self.images = 0
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        now = time.perf_counter()
+        if trainer.global_step == self.warmup:
+            self.start = now
+        elif trainer.global_step > self.warmup:
+            self.end = now
+            self.images += len(batch[1])
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / (self.end - self.start)
+
+
+def lightning_images_per_second(cli: NetscopeCLI, steps: int, warmup: int) -> float:
+    """Fit ``cli``'s model for ``steps`` steps (no validation); images/s after ``warmup``."""
+    timer = StepTimer(warmup)
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return timer.images_per_second
+
+
+def fit_overrides(steps: int, root: str) -> list[str]:
+    """Arguments that make a fit exactly ``steps`` training steps with nothing else."""
+    return ["--trainer.max_steps", str(steps), "--trainer.max_epochs", "-1",
+            "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0",
+            "--trainer.enable_model_summary", "false", "--checkpoint.monitor", "null",
+            "--trainer.default_root_dir", root]
+

@@ -1,0 +1,106 @@
+"""Which speed options pay on this machine: training images/s of a config's model with
+precision (``bf16-mixed`` / ``32-true``), channels-last memory format and ``torch.compile``
+switched on and off.
+
+    python benchmarks/speed_options.py --json options.json      # configs/cifar.yaml
+    python benchmarks/speed_options.py --steps 3 --repeats 1     # a quick look
+
+Each variant trains the config's model with its optimizer on one augmented batch from its
+datamodule (forward, loss, backward, step). Variants alternate and repeat; medians are
+reported, of wall-clock images/s and of images per CPU-second of this process (steadier
+on a machine shared with other jobs).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import torch  # noqa: E402
+from lightning.pytorch import seed_everything  # noqa: E402
+
+from benchmarks.common import DEFAULT_CONFIG, autocast, build, machine  # noqa: E402
+
+#: name -> (trainer.precision, channels_last, torch.compile)
+VARIANTS = {
+    "bf16-mixed+channels_last": ("bf16-mixed", True, False),
+    "bf16-mixed": ("bf16-mixed", False, False),
+    "32-true+channels_last": ("32-true", True, False),
+    "32-true": ("32-true", False, False),
+    "bf16-mixed+channels_last+compile": ("bf16-mixed", True, True),
+}
+
+
+class Variant:
+    """The config's model, optimizer and one batch, set up for one combination of options."""
+
+    def __init__(self, config: Path, data_dir: str | None, precision: str, channels_last: bool,
+                 compiled: bool) -> None:
+        seed_everything(0, verbose=False)
+        self.cli = build(config, data_dir, "--trainer.logger", "false", "--trainer.precision",
+                         precision, "--model.init_args.channels_last", str(channels_last).lower())
+        data = self.cli.datamodule
+        data.setup("fit")
+        inputs, self.targets, *extra = next(iter(data.train_dataloader()))
+        self.inputs = self.cli.model.prepare_inputs(data.augment(data.prepare_inputs(inputs), *extra))
+        self.model = self.cli.model.train()
+        self.forward = torch.compile(self.model) if compiled else self.model
+        self.optimizer = self.cli.model.configure_optimizers()[0][0]
+        self.steps(2)  # warm-up: allocations, kernel choice, compilation
+
+    def steps(self, count: int) -> tuple[float, float]:
+        """Train ``count`` steps; return (images per wall second, images per CPU second)."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            with autocast(self.cli):
+                loss = self.model.loss_fn(self.forward(self.inputs), self.targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        images = count * len(self.targets)
+        return images / (time.perf_counter() - wall), images / (time.process_time() - cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--data_dir", default=None, help="override the config's data_dir")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per sample")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip_compile", action="store_true", help="leave torch.compile out")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice, one per core)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    names = [n for n in VARIANTS if not (args.skip_compile and VARIANTS[n][2])]
+    variants = {name: Variant(args.config, args.data_dir, *VARIANTS[name]) for name in names}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for _ in range(args.repeats):
+        for name, variant in variants.items():
+            samples[name].append(variant.steps(args.steps))
+            print(f"{name:>34}: {samples[name][-1][0]:7.1f} img/s, "
+                  f"{samples[name][-1][1]:7.1f} img/CPU-s", flush=True)
+    result = {
+        name: {"img_s": statistics.median(s[0] for s in samples[name]),
+               "img_per_cpu_s": statistics.median(s[1] for s in samples[name])}
+        for name in names
+    }
+    reference = result[names[0]]["img_per_cpu_s"]
+    for name in names:
+        result[name]["relative_to_first"] = result[name]["img_per_cpu_s"] / reference
+    text = json.dumps({"variants": result, "settings": {"config": str(args.config),
+                       "steps": args.steps, "repeats": args.repeats, "machine": machine()}}, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

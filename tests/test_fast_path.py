@@ -1,0 +1,172 @@
+"""The fast path: tensor loader and its DDP shards, batched augmentation, whitening init,
+test-time augmentation, per-step LR schedules, and configs/cifar.yaml end to end."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import CONFIGS, metrics, run
+from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
+from datamodules.loader import TensorLoader
+from models import ConvNet
+from models.initialization import whitening_init
+from models.tta import tta_outputs
+from netscope.cli import NetscopeCLI
+
+CIFAR_NET = dict(num_classes=10, input_shape=(3, 32, 32), widths=[8, 16], stem_width=24,
+                 stem_kernel_size=2, stem_norm=False, freeze_stem=True, init="whitening")
+
+
+# ------------------------------------------------------------------------------ loader
+def _epoch(loader: TensorLoader) -> list[int]:
+    return [int(i) for batch in loader for i in batch[1]]
+
+
+def test_loader_shards_are_disjoint_equal_and_cover_the_data() -> None:
+    data = (torch.arange(103).float()[:, None], torch.arange(103))
+    shards = [TensorLoader(data, batch_size=10, shuffle=True, seed=7, rank=r, world_size=3)
+              for r in range(3)]
+    seen = [_epoch(shard) for shard in shards]
+    assert [len(s) for s in seen] == [34, 34, 34]  # equal, so DDP ranks stay in step
+    assert len({len(shard) for shard in shards}) == 1
+    assert not set(seen[0]) & set(seen[1]) and not set(seen[1]) & set(seen[2])
+    assert len(set().union(*seen)) == 102  # one sample left out so that shards are equal
+    assert all(int(x) == y for shard in shards for xb, yb in shard for x, y in zip(xb, yb))
+
+
+def test_loader_is_deterministic_per_seed_and_reshuffles_every_pass() -> None:
+    data = (torch.zeros(50, 1), torch.arange(50))
+    first, again = (TensorLoader(data, 8, shuffle=True, seed=1) for _ in range(2))
+    assert _epoch(first) == _epoch(again)
+    a, b = _epoch(first), _epoch(first)
+    assert a != b and sorted(a) == sorted(b) == list(range(50))
+    assert _epoch(TensorLoader(data, 8, shuffle=True, seed=2)) != _epoch(
+        TensorLoader(data, 8, shuffle=True, seed=1))
+    assert _epoch(TensorLoader(data, 8)) == list(range(50))
+    dropping = TensorLoader(data, 8, drop_last=True)
+    assert len(dropping) == 6 == len(list(dropping))
+    with pytest.raises(ValueError):
+        TensorLoader(data, 8, rank=2, world_size=2)
+
+
+# ------------------------------------------------------------------------ augmentation
+def _images(n: int = 64) -> torch.Tensor:
+    return torch.randn(n, 3, 12, 12)
+
+
+def test_flips_mirror_some_images_and_alternating_flips_alternate() -> None:
+    images = _images()
+    flipped = random_flip(images)
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(1)
+    kept = (flipped == images).flatten(1).all(1)
+    assert (mirrored | kept).all() and 0 < mirrored.sum() < len(images)
+    phase = torch.rand(len(images)) < 0.5
+    even, odd = alternating_flip(images, phase, 0), alternating_flip(images, phase, 1)
+    assert torch.equal(even[phase], images[phase].flip(-1))
+    assert torch.equal(even[~phase], images[~phase])
+    assert torch.equal(odd, torch.where(phase[:, None, None, None], images, images.flip(-1)))
+
+
+def test_translate_moves_content_without_changing_it() -> None:
+    images, pad = _images(), 2
+    shifted = random_translate(images, pad)
+    assert shifted.shape == images.shape
+    padded = F.pad(images, (pad,) * 4, mode="reflect")
+    offsets = []
+    for i in range(len(images)):
+        matches = [(dy, dx) for dy in range(5) for dx in range(5)
+                   if torch.equal(shifted[i], padded[i, :, dy:dy + 12, dx:dx + 12])]
+        assert matches, f"image {i} is not a shifted crop of its padded original"
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 5  # drawn per image
+
+
+def test_cutout_blanks_one_square_per_image() -> None:
+    images = torch.ones(16, 3, 12, 12)
+    out = random_cutout(images, 4)
+    zeros = (out == 0).all(1).flatten(1).sum(1)
+    assert ((zeros > 0) & (zeros <= 16)).all() and (zeros == 16).any()
+
+
+# ----------------------------------------------------------------- init, TTA, schedules
+def test_whitening_init_sets_the_first_conv_from_data() -> None:
+    torch.manual_seed(0)
+    model = ConvNet(**CIFAR_NET)
+    stem = model.features[0][0]
+    before = stem.weight.clone()
+    inputs = torch.randn(64, 3, 32, 32) * torch.tensor([1.0, 3.0, 0.3]).view(1, 3, 1, 1)
+    whitening_init(model, inputs)
+    assert not torch.equal(before, stem.weight) and not stem.weight.requires_grad
+    out = F.conv2d(inputs, stem.weight)[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
+    covariance = out.T @ out / len(out)
+    assert torch.allclose(covariance, torch.eye(12), atol=0.01)  # decorrelated, unit variance
+    assert torch.equal(stem.weight[12:], -stem.weight[:12])
+
+
+def test_bn_bias_lr_scale_speeds_up_the_shifts_under_sgd() -> None:
+    moved = []
+    for scale in (1.0, 16.0):
+        torch.manual_seed(0)
+        model = ConvNet(num_classes=10, input_shape=(3, 32, 32), widths=[8], bn_bias_lr_scale=scale)
+        before = model.features[1][2].bias.detach().clone()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        torch.manual_seed(1)
+        F.cross_entropy(model(torch.randn(8, 3, 32, 32)), torch.arange(8)).backward()
+        optimizer.step()
+        moved.append(model.features[1][2].bias.detach() - before)
+    assert moved[0].abs().sum() > 0
+    assert torch.allclose(moved[1], 16 * moved[0], rtol=1e-4, atol=1e-7)
+
+
+def test_tta_keeps_the_output_shape_and_averages_mirrored_views() -> None:
+    model = ConvNet(num_classes=10, input_shape=(3, 32, 32), widths=[8], tta="flip_translate")
+    model.eval()
+    inputs = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        for mode in ("none", "flip", "flip_translate"):
+            assert tta_outputs(model, inputs, mode).shape == (5, 10)
+        expected = (model(inputs) + model(inputs.flip(-1))) / 2
+        assert torch.allclose(tta_outputs(model, inputs, "flip"), expected)
+        assert torch.allclose(model.evaluate(inputs, "train"), model(inputs))
+        assert not torch.allclose(model.evaluate(inputs, "test"), model(inputs))
+
+
+def _cifar(data: Path) -> list[str]:
+    return ["--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir", str(data)]
+
+
+def _cifar_cli(data: Path, *args: str) -> NetscopeCLI:
+    return NetscopeCLI([*_cifar(data), "--trainer.logger", "false",
+                        "--trainer.enable_model_summary", "false",
+                        "--data.init_args.batch_size", "4", *args], run=False)
+
+
+def test_cifar_config_whitens_from_its_data_and_steps_the_schedule_per_batch(
+        tiny_cifar: Path, tmp_path: Path) -> None:
+    cli = _cifar_cli(tiny_cifar, "--trainer.default_root_dir", str(tmp_path / "runs"),
+                     "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+                     "--trainer.limit_val_batches", "1")
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    expected = ConvNet(**{**CIFAR_NET, "widths": [64, 256, 256]})
+    whitening_init(expected, cli.datamodule.sample_inputs(5000))
+    stem = cli.model.features[0][0].weight
+    assert torch.allclose(stem, expected.features[0][0].weight, atol=1e-5)  # and frozen
+    assert cli.trainer.lr_scheduler_configs[0].scheduler.last_epoch == 3  # once per step
+
+
+def test_a_schedule_shorter_than_the_fit_is_a_clear_error(tiny_cifar: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        run("fit", *_cifar(tiny_cifar), "--data.init_args.batch_size", "2", "--lr_scheduler.init_args.total_steps", "3",
+            "--trainer.logger", "false", root=tmp_path / "runs")
+    assert "total_steps" in capsys.readouterr().err
+
+
+def test_cifar_config_fits_and_tests_with_fast_dev_run(tiny_cifar: Path, tmp_path: Path) -> None:
+    run_dir = run("fit", *_cifar(tiny_cifar), "--trainer.fast_dev_run", "1",
+                  root=tmp_path / "runs")
+    summary = metrics(run_dir)
+    assert summary["status"] == "completed" and summary["global_step"] == 1
+    assert 0.0 <= summary["test/acc"] <= 1.0
