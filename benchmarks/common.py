@@ -4,6 +4,7 @@ The benchmarks build the model, data and optimizer exactly as ``python main.py f
 --config ...`` does (``NetscopeCLI(..., run=False)``), so they measure what a user runs.
 """
 
+import json
 import os
 import platform
 import time
@@ -135,3 +136,10 @@ def fit_overrides(steps: int, root: str) -> list[str]:
             "--trainer.enable_model_summary", "false", "--checkpoint.monitor", "null",
             "--trainer.default_root_dir", root]
 
+
+def emit(result: dict, path: Path | None) -> None:
+    """Print ``result`` as JSON, and write it to ``path`` when one is given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")

@@ -12,7 +12,6 @@ the pipeline made. The two alternate and repeat; medians are reported.
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import torch  # noqa: E402
 from lightning.pytorch import seed_everything  # noqa: E402
 
-from benchmarks.common import DEFAULT_CONFIG, autocast, build, machine  # noqa: E402
+from benchmarks.common import DEFAULT_CONFIG, autocast, build, emit, machine  # noqa: E402
 
 
 def pipeline_images_per_second(data, batches: int) -> float:
@@ -87,10 +86,7 @@ def main() -> None:
                      "cutout": data.cutout, "precision": str(cli.trainer.precision),
                      "machine": machine()},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

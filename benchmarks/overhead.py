@@ -20,7 +20,6 @@ the ratios to raw, every sample, and the settings; ``--json PATH`` also writes i
 """
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from benchmarks.common import (  # noqa: E402
     DEFAULT_CONFIG,
     PlainLoop,
     build,
+    emit,
     fit_overrides,
     lightning_images_per_second,
     machine,
@@ -92,10 +92,7 @@ def main() -> None:
                      "repeats": args.repeats, "log_every_n_steps": args.log_every_n_steps,
                      "machine": machine()},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
