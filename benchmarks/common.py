@@ -4,6 +4,7 @@ The benchmarks build the model, data and optimizer exactly as ``python main.py f
 --config ...`` does (``NetscopeCLI(..., run=False)``), so they measure what a user runs.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -143,3 +144,22 @@ def emit(result: dict, path: Path | None) -> None:
     print(text)
     if path:
         path.write_text(text + "\n")
+
+
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark takes (config, data, threads, JSON)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--data_dir", default=None, help="override the config's data_dir")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice, one per core)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    return parser
+
+
+def parse_benchmark_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line and apply ``--threads``."""
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args

@@ -11,7 +11,6 @@ step (forward, loss, backward, optimizer step) under the trainer's precision, on
 the pipeline made. The two alternate and repeat; medians are reported.
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -22,7 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import torch  # noqa: E402
 from lightning.pytorch import seed_everything  # noqa: E402
 
-from benchmarks.common import DEFAULT_CONFIG, autocast, build, emit, machine  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    autocast,
+    benchmark_parser,
+    build,
+    emit,
+    machine,
+    parse_benchmark_args,
+)
 
 
 def pipeline_images_per_second(data, batches: int) -> float:
@@ -52,18 +58,11 @@ def model_images_per_second(cli, batch: tuple[torch.Tensor, torch.Tensor], steps
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--data_dir", default=None, help="override the config's data_dir")
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=40, help="pipeline batches per sample")
     parser.add_argument("--steps", type=int, default=5, help="model steps per sample")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice, one per core)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(parser)
 
     seed_everything(0, verbose=False)
     cli = build(args.config, args.data_dir, "--trainer.logger", "false")

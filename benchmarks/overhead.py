@@ -31,13 +31,14 @@ import torch  # noqa: E402
 from lightning.pytorch import seed_everything  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    DEFAULT_CONFIG,
     PlainLoop,
+    benchmark_parser,
     build,
     emit,
     fit_overrides,
     lightning_images_per_second,
     machine,
+    parse_benchmark_args,
 )
 
 VARIANTS = ("raw", "netscope", "netscope_diag")
@@ -58,20 +59,13 @@ def measure(variant: str, args: argparse.Namespace, root: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--data_dir", default=None, help="override the config's data_dir")
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=110, help="training steps per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed first steps")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the three variants")
     parser.add_argument("--log_every_n_steps", type=int, default=None,
                         help="override the config's logging (and diagnostics) interval")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice, one per core)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(parser)
     if args.steps <= args.warmup:
         parser.error("--steps must be larger than --warmup")
 

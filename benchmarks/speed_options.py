@@ -11,7 +11,6 @@ reported, of wall-clock images/s and of images per CPU-second of this process (s
 on a machine shared with other jobs).
 """
 
-import argparse
 import json
 import statistics
 import sys
@@ -23,7 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import torch  # noqa: E402
 from lightning.pytorch import seed_everything  # noqa: E402
 
-from benchmarks.common import DEFAULT_CONFIG, autocast, build, machine  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    autocast,
+    benchmark_parser,
+    build,
+    machine,
+    parse_benchmark_args,
+)
 
 #: name -> (trainer.precision, channels_last, torch.compile)
 VARIANTS = {
@@ -66,18 +71,11 @@ class Variant:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--data_dir", default=None, help="override the config's data_dir")
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per sample")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_compile", action="store_true", help="leave torch.compile out")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice, one per core)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(parser)
 
     names = [n for n in VARIANTS if not (args.skip_compile and VARIANTS[n][2])]
     variants = {name: Variant(args.config, args.data_dir, *VARIANTS[name]) for name in names}
