@@ -119,11 +119,9 @@ def with_history(logger: Any, run_dir: Path | None) -> Any:
     Every run keeps its scalar history as plain CSV whatever else it logs to, so reports
     (``python -m studies report``) and a user's own scripts can read it without a service.
     """
-    if run_dir is None or logger is None:
-        return logger
+    if run_dir is None or logger is None or logger is True:
+        return logger  # nothing to place it in, or Lightning's own default logger
     loggers = [] if logger is False else logger if isinstance(logger, list) else [logger]
-    if logger is True:
-        return logger  # Lightning's own default logger; leave it alone
     if not any(isinstance(item, CSVLogger) for item in loggers):
         loggers = [*loggers, CSVLogger(save_dir=run_dir, name="csv", version="")]
     return loggers
