@@ -15,6 +15,7 @@ from callbacks.cadence import History, is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import (DEFAULT_BINS, Histogram, histogram, log_histograms,
                                      log_scalars, media_loggers)
 from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
+from netscope.errors import UserError
 
 #: Output range (lower, upper asymptote) of each saturating activation.
 ASYMPTOTES: dict[type[nn.Module], tuple[float, float]] = {
@@ -60,7 +61,7 @@ class ActivationStatistics(Callback):
             bins: bins per histogram.
         """
         if not 0.0 < saturation_margin < 0.5:
-            raise ValueError(f"saturation_margin must be in (0, 0.5), got {saturation_margin}")
+            raise UserError(f"saturation_margin must be in (0, 0.5), got {saturation_margin}")
         self.every_n_steps = every_n_steps
         self.histogram_every_n_steps = histogram_every_n_steps
         self.on_epoch_end = on_epoch_end

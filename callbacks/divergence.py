@@ -11,6 +11,7 @@ from torch import nn
 
 from callbacks.cadence import logger_step
 from callbacks.run_summary import RunSummary
+from netscope.errors import UserError
 
 
 class DivergenceGuard(Callback):
@@ -44,7 +45,7 @@ class DivergenceGuard(Callback):
                 every gradient); a diverging run rarely needs more than 10 steps to show it.
         """
         if loss_factor < 0 or check_every_n_steps < 1:
-            raise ValueError("loss_factor must be >= 0 and check_every_n_steps >= 1")
+            raise UserError("loss_factor must be >= 0 and check_every_n_steps >= 1")
         self.loss_factor = loss_factor
         self.check_every_n_steps = check_every_n_steps
         self.initial_loss: float | None = None

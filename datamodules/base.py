@@ -15,6 +15,7 @@ from lightning.pytorch import LightningDataModule
 
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
+from netscope.errors import UserError
 from netscope.task import Task
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -55,7 +56,7 @@ class BaseDataModule(LightningDataModule):
         """
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+            raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

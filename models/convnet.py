@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from models.base import BaseModel
+from netscope.errors import UserError
 
 
 class ConvNet(BaseModel):
@@ -67,7 +68,7 @@ class ConvNet(BaseModel):
             *args, **kwargs: see :class:`models.base.BaseModel`.
         """
         if depth < 1:
-            raise ValueError("depth must be at least 1")
+            raise UserError("depth must be at least 1")
         self.widths = list(widths)
         self.depth = depth
         self.stem_width = stem_width

@@ -7,7 +7,9 @@ import torch
 from lightning.pytorch import Callback
 
 from conftest import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
+from callbacks.run_summary import parameter_checksum
 from main import main
+from models import MLP
 
 MNIST = ["--config", str(CONFIGS / "mnist.yaml"), "--data.init_args.data_dir", str(SHARED_DATA / "mnist")]
 QUIET = ["--trainer.logger", "false"]
@@ -74,11 +76,8 @@ def test_every_optimizer_builds_and_steps(tmp_path, optimizer):
     assert optimizer_state["param_groups"][0]["lr"] == float(optimizer[3])
     assert metrics(run_dir)["global_step"] == 4
     # The weights moved away from their initial values.
-    from models import MLP
-    torch.manual_seed(0)
-    first_layer = checkpoint["state_dict"]["features.0.weight"]
-    assert first_layer.shape == (128, 784)
-    assert metrics(run_dir)["train/loss"] > 0
+    trained = MLP.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert parameter_checksum(trained) != metrics(run_dir)["init_checksum"]
 
 
 @requires_shared("mnist")
@@ -106,6 +105,15 @@ def test_bad_choice_lists_the_valid_ones_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nope" in err and "leaky_relu" in err and "tanh" in err
     assert "Traceback" not in err
+
+
+def test_out_of_range_value_gets_a_clear_message(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "mnist.yaml"), "--data.init_args.val_fraction", "1.5",
+              *QUIET, "--trainer.default_root_dir", str(tmp_path / "runs")])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "val_fraction" in err and "1.5" in err and "Traceback" not in err
 
 
 def test_missing_data_offline_gets_a_clear_message(tmp_path, capsys):
