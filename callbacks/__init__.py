@@ -11,6 +11,7 @@ from callbacks.evaluation_report import EvaluationReport
 from callbacks.figures import TrainingFigures
 from callbacks.gradient_norms import GradientNorms
 from callbacks.histograms import ParameterHistograms
+from callbacks.lookahead import Lookahead
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.run_summary import RunSummary
 from callbacks.weight_norms import WeightNorms
@@ -21,6 +22,7 @@ __all__ = [
     "EpochLinePrinter",
     "EvaluationReport",
     "GradientNorms",
+    "Lookahead",
     "ParameterHistograms",
     "PredictionWriter",
     "RunSummary",

@@ -30,6 +30,7 @@ class ConvNet(BaseModel):
         stem_kernel_size: int = 3,
         stem_norm: bool = True,
         freeze_stem: bool = False,
+        stem_bias_epochs: int | None = None,
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
         bn_weight: bool = True,
@@ -50,6 +51,10 @@ class ConvNet(BaseModel):
                 stem convolution has a bias.
             freeze_stem: do not train the stem's weights (e.g. after ``init: whitening``);
                 its bias still trains.
+            stem_bias_epochs: train the stem's bias for this many epochs only, then freeze
+                it (airbench: 3, after which the first block skips its input gradient, a few
+                percent of a step); ``None`` trains it throughout. Needs ``stem_norm: false``
+                (with a norm the stem has no bias).
             bn_momentum: BatchNorm running-statistics momentum (PyTorch's convention: the
                 weight of the new batch); higher follows the changing weights of a short
                 training more closely.
@@ -69,6 +74,9 @@ class ConvNet(BaseModel):
         """
         if depth < 1:
             raise UserError("depth must be at least 1")
+        if stem_bias_epochs is not None and (stem_norm and batch_norm or stem_bias_epochs < 0):
+            raise UserError("stem_bias_epochs needs stem_norm: false (a stem with a bias) and "
+                            "a count >= 0")
         self.widths = list(widths)
         self.depth = depth
         self.stem_width = stem_width
@@ -77,6 +85,7 @@ class ConvNet(BaseModel):
         self.stem_kernel_size = stem_kernel_size
         self.stem_norm = stem_norm
         self.freeze_stem = freeze_stem
+        self.stem_bias_epochs = stem_bias_epochs
         self.bn_momentum = bn_momentum
         self.bn_eps = bn_eps
         self.bn_weight = bn_weight
@@ -138,6 +147,11 @@ class ConvNet(BaseModel):
                 for conv in (m for m in block.modules() if isinstance(m, nn.Conv2d)):
                     if conv.out_channels >= conv.in_channels:
                         nn.init.dirac_(conv.weight[: conv.in_channels])
+
+    def on_train_epoch_start(self) -> None:
+        if self.stem_bias_epochs is not None:
+            bias = self.features[0][0].bias
+            bias.requires_grad_(self.current_epoch < self.stem_bias_epochs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:  # (N, H, W) grey images

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import Callback
 
 from conftest import CONFIGS, metrics, run
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
@@ -170,3 +171,29 @@ def test_cifar_config_fits_and_tests_with_fast_dev_run(tiny_cifar: Path, tmp_pat
     summary = metrics(run_dir)
     assert summary["status"] == "completed" and summary["global_step"] == 1
     assert 0.0 <= summary["test/acc"] <= 1.0
+
+
+class _StemBiasGradients(Callback):
+    """Per epoch, whether the stem's bias had a gradient at the optimizer steps."""
+
+    def __init__(self) -> None:
+        self.had_gradient: list[bool] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if trainer.current_epoch == len(self.had_gradient):
+            self.had_gradient.append(pl_module.features[0][0].bias.grad is not None)
+
+
+def test_stem_bias_trains_for_its_epochs_then_freezes(tiny_cifar: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    cli = _cifar_cli(tiny_cifar, "--trainer.default_root_dir", str(tmp_path / "runs"),
+                     "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2",
+                     "--trainer.limit_val_batches", "1", "--model.init_args.stem_bias_epochs", "2")
+    recorder = _StemBiasGradients()
+    cli.trainer.callbacks.append(recorder)  # beside the config's diagnostics, which must cope
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert recorder.had_gradient == [True, True, False]
+    with pytest.raises(SystemExit):  # a stem with BatchNorm has no bias to freeze
+        run("fit", *_cifar(tiny_cifar), "--model.init_args.stem_norm", "true",
+            "--model.init_args.stem_bias_epochs", "2", root=tmp_path / "runs")
+    assert "stem_bias_epochs needs stem_norm: false" in capsys.readouterr().err
