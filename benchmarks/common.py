@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,10 +36,16 @@ def machine() -> str:
             f"with {torch.get_num_threads()} threads")
 
 
+#: Where run directories of benchmark CLIs go unless a benchmark names a root: removed at exit,
+#: so benchmarks leave nothing in ``runs/``.
+_SCRATCH = tempfile.TemporaryDirectory(prefix="netscope-bench-")
+
+
 def build(config: Path, data_dir: str | None, *overrides: str) -> NetscopeCLI:
-    """The config's trainer, model and datamodule, instantiated but not run."""
+    """The config's trainer, model and datamodule, instantiated but not run (its run directory
+    in a temporary folder unless ``--trainer.default_root_dir`` is among the overrides)."""
     args = ["--config", str(config), *(["--data.init_args.data_dir", data_dir] if data_dir else []),
-            *overrides]
+            "--trainer.default_root_dir", _SCRATCH.name, *overrides]
     return NetscopeCLI(args, run=False)
 
 

@@ -50,7 +50,8 @@ def measure(variant: str, args: argparse.Namespace, root: str) -> float:
     every = args.log_every_n_steps
     extra = ["--trainer.log_every_n_steps", str(every)] if every else []
     if variant == "raw":
-        return PlainLoop(build(args.config, args.data_dir, *extra)).train(args.steps, args.warmup)
+        cli = build(args.config, args.data_dir, "--trainer.logger", "false", *extra)
+        return PlainLoop(cli).train(args.steps, args.warmup)
     overrides = [*fit_overrides(args.steps, root), *extra]
     if variant == "netscope":
         overrides.append("--trainer.callbacks=[]")
@@ -60,7 +61,7 @@ def measure(variant: str, args: argparse.Namespace, root: str) -> float:
 
 def main() -> None:
     parser = benchmark_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=110, help="training steps per measurement")
+    parser.add_argument("--steps", type=int, default=60, help="training steps per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed first steps")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the three variants")
     parser.add_argument("--log_every_n_steps", type=int, default=None,
