@@ -5,6 +5,7 @@ PyTorch has no Lookahead, and Lightning's ``WeightAveraging``/``StochasticWeight
 keep an average *beside* the model without feeding it back into training.
 """
 
+import math
 from typing import Any
 
 import torch
@@ -49,7 +50,11 @@ class Lookahead(Callback):
         self._restored = False  # set when a checkpoint brings a slow copy to go on from
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.total_steps = int(trainer.estimated_stepping_batches)
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise UserError("Lookahead grows its pull over the whole fit, so it needs to know "
+                            "its length: set trainer.max_epochs or trainer.max_steps.")
+        self.total_steps = int(total)
         model = self._averaged(pl_module)
         if not self._restored or self.slow is None or self.slow.keys() != model.keys():
             self.slow = {name: value.detach().clone() for name, value in model.items()}

@@ -13,6 +13,7 @@ Speed options any model can use: ``channels_last`` memory format, test-time augm
 (``tta``), and a data-dependent ``init`` (``whitening``) applied when fit starts.
 """
 
+import math
 from abc import abstractmethod
 from typing import Any, Literal
 
@@ -165,6 +166,10 @@ class BaseModel(LightningModule):
             config.interval = "step"
             total = getattr(config.scheduler, "total_steps", None)  # OneCycleLR's length
             needed = self.trainer.estimated_stepping_batches
+            if total is not None and not math.isfinite(needed):
+                raise UserError(
+                    f"The LR schedule is {total} steps long, and this fit has no set length. "
+                    f"Set trainer.max_epochs or trainer.max_steps (max_time alone is not enough).")
             if total is not None and needed > total:
                 raise UserError(
                     f"The LR schedule is {total} steps long, but this fit takes {needed:.0f} "

@@ -163,6 +163,11 @@ def test_a_schedule_shorter_than_the_fit_is_a_clear_error(tiny_cifar: Path, tmp_
         run("fit", *_cifar(tiny_cifar), "--data.init_args.batch_size", "2", "--lr_scheduler.init_args.total_steps", "3",
             "--trainer.logger", "false", root=tmp_path / "runs")
     assert "total_steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # max_time alone: the fit's length is unknown
+        run("fit", *_cifar(tiny_cifar), "--data.init_args.batch_size", "2", "--trainer.max_epochs", "-1",
+            "--trainer.max_time", "00:00:01:00", "--trainer.logger", "false", root=tmp_path / "runs")
+    message = capsys.readouterr().err
+    assert "no set length" in message and "inf" not in message
 
 
 def test_cifar_config_fits_and_tests_with_fast_dev_run(tiny_cifar: Path, tmp_path: Path) -> None:

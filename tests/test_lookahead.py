@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from callbacks import Lookahead
-from conftest import CONFIGS
+from conftest import CONFIGS, run
 from netscope.cli import NetscopeCLI
 from netscope.errors import UserError
 
@@ -74,3 +74,14 @@ def test_training_ends_on_the_slow_weights_and_a_resumed_fit_goes_on(tiny_cifar:
     assert resumed.trainer.global_step == 6
     assert _same_as_slow(resumed.model, _lookahead(resumed).slow)
     assert not _same_as_slow(resumed.model, saved_slow)  # it trained on from there
+
+
+def test_a_fit_of_unknown_length_is_a_clear_error(tiny_cifar: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        run("fit", "--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir",
+            str(tiny_cifar), "--data.init_args.batch_size", "4", "--trainer.logger", "false",
+            "--trainer.max_epochs", "-1", "--trainer.max_time", "00:00:01:00",
+            "--model.init_args.lr_scheduler_interval", "epoch",  # past the schedule's check
+            root=tmp_path / "runs")
+    assert "set trainer.max_epochs or trainer.max_steps" in capsys.readouterr().err
