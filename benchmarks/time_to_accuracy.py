@@ -39,7 +39,10 @@ class ElapsedTime(Callback):
 
 
 def epoch_curve(metrics_csv: Path) -> list[dict[str, float]]:
-    """One entry per validated epoch: epoch, elapsed_s, val/acc, val/loss, train/loss, train/acc."""
+    """One entry per validated epoch: epoch, elapsed_s, val/acc, val/loss, train/loss, train/acc
+    (none when the run kept no CSV history, as with ``--trainer.logger false``)."""
+    if not metrics_csv.exists():
+        return []
     epochs: dict[int, dict[str, float]] = {}
     with metrics_csv.open() as file:
         for row in csv.DictReader(file):
@@ -68,8 +71,10 @@ def main() -> None:
     args.root.mkdir(parents=True, exist_ok=True)
     before = set(args.root.iterdir())
     command = [sys.executable, str(ROOT / "main.py"), "fit", "--config", str(args.config),
-               "--trainer.default_root_dir", str(args.root),
-               "--trainer.callbacks+=benchmarks.time_to_accuracy.ElapsedTime", *extra]
+               "--trainer.default_root_dir", str(args.root), *extra,
+               # appended last, so that ``--trainer.callbacks.<arg>`` among the arguments
+               # still sets the config's last callback
+               "--trainer.callbacks+=benchmarks.time_to_accuracy.ElapsedTime"]
     launched = time.time()
     returncode = subprocess.call(command, cwd=ROOT, env={**os.environ, LAUNCH_ENV: str(launched)})
     wall = time.time() - launched
@@ -88,6 +93,8 @@ def main() -> None:
     for e in curve:
         print(f"{e['epoch']:5d} {e.get('elapsed_s', float('nan')):9.1f} {e['val_acc']:8.4f} "
               f"{e.get('train_loss', float('nan')):10.4f}")
+    if not curve:
+        print("(no per-epoch curve: the run kept no CSV history; leave the logger on for it)")
     print(f"test/acc {result['test_acc']}  wall {wall:.1f} s  ({run_dir})")
     text = json.dumps(result, indent=2)
     print(text)
