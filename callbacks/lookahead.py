@@ -82,7 +82,7 @@ class Lookahead(Callback):
             return
         for name, value in self._averaged(pl_module).items():
             slow = self.slow[name]
-            slow.lerp_(value.to(slow.dtype), 1.0 - decay)
+            slow.lerp_(value, 1.0 - decay)  # same dtype: the slow copy was cloned from it
             value.copy_(slow)
 
     @staticmethod

@@ -74,7 +74,7 @@ class ConvNet(BaseModel):
         """
         if depth < 1:
             raise UserError("depth must be at least 1")
-        if stem_bias_epochs is not None and (stem_norm and batch_norm or stem_bias_epochs < 0):
+        if stem_bias_epochs is not None and ((stem_norm and batch_norm) or stem_bias_epochs < 0):
             raise UserError("stem_bias_epochs needs stem_norm: false (a stem with a bias) and "
                             "a count >= 0")
         self.widths = list(widths)
@@ -149,6 +149,7 @@ class ConvNet(BaseModel):
                         nn.init.dirac_(conv.weight[: conv.in_channels])
 
     def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
         if self.stem_bias_epochs is not None:
             bias = self.features[0][0].bias
             bias.requires_grad_(self.current_epoch < self.stem_bias_epochs)
