@@ -17,6 +17,7 @@ from models.base import BaseModel
 from netscope.config_saver import RunConfigSaver
 from netscope.loggers import finish_runs, place_loggers
 from netscope.rundir import create_run_dir
+from netscope.trainer import NetscopeTrainer
 
 DEFAULT_LOGGER = {"class_path": "lightning.pytorch.loggers.WandbLogger",
                   "init_args": {"project": "netscope", "log_model": True, "save_dir": "."}}
@@ -31,6 +32,7 @@ class NetscopeCLI(LightningCLI):
             super().__init__(
                 BaseModel,
                 BaseDataModule,
+                trainer_class=NetscopeTrainer,
                 subclass_mode_model=True,
                 subclass_mode_data=True,
                 save_config_callback=RunConfigSaver,
@@ -45,6 +47,13 @@ class NetscopeCLI(LightningCLI):
             finish_runs(getattr(self, "trainer", None), failed=True)
             raise
         finish_runs(getattr(self, "trainer", None))  # the command (fit + its test) is over
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's four commands plus ``check``, ``export`` and ``serve``
+        (``NetscopeTrainer`` methods; the model and data come from the config)."""
+        extra = {name: {"model", "datamodule"} for name in ("check", "export", "serve")}
+        return {**LightningCLI.subcommands(), **extra}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # What the data set knows reaches the model: nobody types it twice.

@@ -6,7 +6,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from conftest import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
+from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 from callbacks.run_summary import parameter_checksum
 from main import main
 from models import MLP
@@ -139,7 +139,7 @@ class InterruptAfterTwoSteps(Callback):
 
 def test_interrupted_run_records_its_status(tmp_path):
     with pytest.raises(SystemExit):  # Lightning exits 1 after a graceful shutdown
-        main(["fit", "--config", str(CONFIGS / "xor.yaml"), "--trainer.callbacks+=test_cli.InterruptAfterTwoSteps",
+        main(["fit", "--config", str(CONFIGS / "xor.yaml"), "--trainer.callbacks+=tests.test_cli.InterruptAfterTwoSteps",
               "--trainer.default_root_dir", str(tmp_path / "runs")])
     (run_dir,) = (tmp_path / "runs").iterdir()
     result = json.loads((run_dir / "metrics.json").read_text())

@@ -5,7 +5,7 @@ import stat
 
 import torch
 
-from conftest import SHARED_DATA, requires_shared
+from tests.helpers import SHARED_DATA, requires_shared
 from datamodules import CIFAR10DataModule, MNISTDataModule, XORDataModule
 from datamodules.loader import TensorLoader
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import CONFIGS, SHARED_DATA, metrics, requires_shared, run
+from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
 from models import MLP
 
 pytestmark = requires_shared("mnist")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
 
-from conftest import CONFIGS, metrics, run
+from tests.helpers import CONFIGS, metrics, run
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
 from models import ConvNet

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CONFIGS, run
+from tests.helpers import CONFIGS, run
 from datamodules import ImageFolderDataModule
 from datamodules.image_cache import default_cache_dir, read_image
-from image_folders import COLOURS, make_class_folder, save
+from tests.image_folders import COLOURS, make_class_folder, save
 from main import main
 from netscope.errors import UserError
 

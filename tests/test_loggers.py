@@ -4,7 +4,7 @@ import csv
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
+from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 
 
 @requires_shared("mnist")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from callbacks import Lookahead
-from conftest import CONFIGS, run
+from tests.helpers import CONFIGS, run
 from netscope.cli import NetscopeCLI
 from netscope.errors import UserError
 

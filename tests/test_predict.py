@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import CONFIGS, metrics, run
+from tests.helpers import CONFIGS, metrics, run
 from datamodules import ImageFolderDataModule
 from datamodules.image_cache import read_image
-from image_folders import make_class_folder, make_predict_folder
+from tests.image_folders import make_class_folder, make_predict_folder
 from models import ConvNet
 from netscope.errors import UserError
 

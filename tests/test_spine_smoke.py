@@ -1,6 +1,6 @@
 """Smoke test of the spine: XOR trains to 100% through the real CLI."""
 
-from conftest import CONFIGS, metrics, run
+from tests.helpers import CONFIGS, metrics, run
 
 
 def test_xor_config_reaches_full_accuracy(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import CONFIGS, SHARED_DATA, metrics, requires_shared, run
+from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
 
 pytestmark = pytest.mark.slow
 

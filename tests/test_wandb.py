@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
+from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 from main import main
 from netscope.cli import NetscopeCLI
 from netscope.config_saver import ATTACHED_CONFIG
