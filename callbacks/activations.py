@@ -15,7 +15,7 @@ from callbacks.cadence import History, is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import (DEFAULT_BINS, Histogram, histogram, log_histograms,
                                      log_scalars, media_loggers)
 from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
-from netscope.errors import UserError
+from core.errors import UserError
 
 #: Output range (lower, upper asymptote) of each saturating activation.
 ASYMPTOTES: dict[type[nn.Module], tuple[float, float]] = {

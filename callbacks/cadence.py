@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from lightning.pytorch import Trainer
 
-from netscope.errors import UserError
+from core.errors import UserError
 
 
 def logger_step(trainer: Trainer) -> int:

@@ -11,7 +11,7 @@ from torch import nn
 
 from callbacks.cadence import logger_step
 from callbacks.run_summary import RunSummary
-from netscope.errors import UserError
+from core.errors import UserError
 
 
 class DivergenceGuard(Callback):

@@ -15,8 +15,8 @@ from lightning.pytorch import LightningDataModule
 
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
-from netscope.errors import UserError
-from netscope.task import Task
+from core.errors import UserError
+from core.task import Task
 
 Split = tuple[torch.Tensor, torch.Tensor]
 FlipMode = Literal["random", "alternate"]

@@ -15,7 +15,7 @@ import torch
 from datamodules.augment import random_flip
 from datamodules.base import FlipMode, ImageDataModule, Split
 from datamodules.image_cache import DecodedImages, decode_class_folder, decode_folder, scan_class_folder
-from netscope.errors import UserError
+from core.errors import UserError
 
 #: Sub-folder names that mark a folder already split into train/validation/test.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

@@ -4,7 +4,7 @@ import torch
 
 from datamodules.base import BaseDataModule, Split
 from datamodules.loader import TensorLoader
-from netscope.task import Task
+from core.task import Task
 
 
 class XORDataModule(BaseDataModule):
@@ -28,7 +28,7 @@ class XORDataModule(BaseDataModule):
         """Args:
             data_dir: unused (XOR needs no files); kept so every datamodule takes it.
             batch_size: training batch size.
-            task: how the target is posed (see :data:`netscope.task.Task`).
+            task: how the target is posed (see :data:`core.task.Task`).
             repeats: copies of the four points per training epoch.
         """
         super().__init__(data_dir, batch_size, eval_batch_size=4)

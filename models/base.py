@@ -31,8 +31,8 @@ from models.initialization import (
     whitening_init,
 )
 from models.tta import TTAMode, tta_outputs
-from netscope.errors import UserError
-from netscope.task import Task
+from core.errors import UserError
+from core.task import Task
 
 Stage = Literal["train", "val", "test", "predict"]
 

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from models.base import BaseModel
-from netscope.errors import UserError
+from core.errors import UserError
 
 
 class ConvNet(BaseModel):

@@ -39,7 +39,7 @@ from torchvision.models import get_model, get_model_weights, list_models
 from models.activations import ActivationName, make_activation
 from models.base import BaseModel
 from models.initialization import apply_init
-from netscope.errors import UserError
+from core.errors import UserError
 
 #: Activation modules ``activation`` replaces (gates such as Sigmoid are left alone).
 REPLACEABLE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.ELU, nn.LeakyReLU, nn.Mish)

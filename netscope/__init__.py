@@ -1,5 +1,6 @@
-"""netscope's glue: the LightningCLI application, run directories, logger set-up, errors.
+"""netscope's command line: the LightningCLI application and what ties a run together
+(run directories, loggers, W&B set-up, the extra commands).
 
-Models, datamodules and callbacks live in their own top-level packages; this package holds
-what ties them into one command (``python main.py ...``).
+It sits on top: it imports ``models``, ``datamodules`` and ``callbacks``, which import only
+``core`` below them.
 """

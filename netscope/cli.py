@@ -16,7 +16,7 @@ from datamodules.base import BaseDataModule
 from models.base import BaseModel
 from netscope.config_saver import RunConfigSaver
 from netscope.loggers import finish_runs, place_loggers
-from netscope.rundir import create_run_dir
+from core.rundir import create_run_dir
 from netscope.trainer import NetscopeTrainer
 
 DEFAULT_LOGGER = {"class_path": "lightning.pytorch.loggers.WandbLogger",

@@ -8,7 +8,7 @@ their own. Each method only hands over to the module that does the work.
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
-from netscope.errors import UserError
+from core.errors import UserError
 
 
 class NetscopeTrainer(Trainer):

@@ -17,7 +17,7 @@ from typing import Literal
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_only
 
-from netscope.errors import UserError
+from core.errors import UserError
 
 Mode = Literal["online", "offline", "disabled", "shared"]
 LogModel = bool | Literal["all"]

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from netscope.errors import UserError
+from core.errors import UserError
 from studies.report import write_report
 from studies.runner import run_study
 from studies.spec import load_study

@@ -16,8 +16,8 @@ import re
 import sys
 from typing import Any
 
-from netscope.errors import UserError
-from netscope.rundir import slug
+from core.errors import UserError
+from core.rundir import slug
 from studies.spec import Study
 
 Combo = dict[str, Any]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from netscope.errors import UserError
+from core.errors import UserError
 from studies.expand import leaves, varying
 from studies.figures import RunCurves, activation_fractions, gradient_norms, training_curves
 from studies.history import read_history

@@ -15,7 +15,7 @@ from datamodules import ImageFolderDataModule
 from datamodules.image_cache import default_cache_dir, read_image
 from tests.image_folders import COLOURS, make_class_folder, save
 from main import main
-from netscope.errors import UserError
+from core.errors import UserError
 
 
 def snapshot(root):

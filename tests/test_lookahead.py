@@ -10,7 +10,7 @@ from torch import nn
 from callbacks import Lookahead
 from tests.helpers import CONFIGS, run
 from netscope.cli import NetscopeCLI
-from netscope.errors import UserError
+from core.errors import UserError
 
 
 def test_update_pulls_the_slow_copy_toward_the_weights_and_sets_the_weights_to_it() -> None:

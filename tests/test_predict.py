@@ -16,7 +16,7 @@ from datamodules import ImageFolderDataModule
 from datamodules.image_cache import read_image
 from tests.image_folders import make_class_folder, make_predict_folder
 from models import ConvNet
-from netscope.errors import UserError
+from core.errors import UserError
 
 CLASSES = ["alpha", "beta", "gamma"]
 

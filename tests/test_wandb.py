@@ -18,7 +18,7 @@ from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, 
 from main import main
 from netscope.cli import NetscopeCLI
 from netscope.config_saver import ATTACHED_CONFIG
-from netscope.errors import UserError
+from core.errors import UserError
 from netscope.wandb_setup import WandbEnvironment, decide, wandb_environment
 
 MNIST = ["fit", "--config", str(CONFIGS / "mnist.yaml"),
