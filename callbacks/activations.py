@@ -11,7 +11,8 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from callbacks.cadence import History, is_due, logger_step, resolve_interval
+from core.history import History
+from callbacks.cadence import is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import (DEFAULT_BINS, Histogram, histogram, log_histograms,
                                      log_scalars, media_loggers)
 from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES

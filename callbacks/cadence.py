@@ -8,8 +8,6 @@ records read 49, 99, ... The diagnostics use the same rule, so that by default t
 records share steps with ``train/loss``.
 """
 
-from collections import defaultdict
-
 from lightning.pytorch import Trainer
 
 from core.errors import UserError
@@ -46,29 +44,3 @@ def is_due(trainer: Trainer, every: int) -> bool:
     if trainer.fast_dev_run:
         return True
     return (logger_step(trainer) + 1) % every == 0
-
-
-class History:
-    """The scalars a diagnostic logged, per name: ``steps[name]`` and ``values[name]``.
-
-    Kept in memory for the end-of-fit figures (a few floats per logged step).
-    """
-
-    def __init__(self) -> None:
-        self.steps: dict[str, list[int]] = defaultdict(list)
-        self.values: dict[str, list[float]] = defaultdict(list)
-
-    def record(self, step: int, values: dict[str, float]) -> None:
-        """Append one value per name at ``step``."""
-        for name, value in values.items():
-            self.steps[name].append(step)
-            self.values[name].append(float(value))
-
-    def names(self, prefix: str = "") -> list[str]:
-        """Recorded names starting with ``prefix``, in the order first recorded."""
-        return [name for name in self.values if name.startswith(prefix)]
-
-    def series(self, name: str) -> tuple[list[int], list[float]]:
-        """``(steps, values)`` of one name (empty lists when never recorded)."""
-        return list(self.steps.get(name, [])), list(self.values.get(name, []))
-

@@ -10,7 +10,8 @@ from callbacks.activations import ActivationStatistics
 from callbacks.cadence import logger_step
 from callbacks.gradient_norms import GradientNorms
 from callbacks.logging_sinks import log_figure
-from callbacks.plots import activation_figure, gradient_figure, save
+from figures.style import save
+from figures.training import activation_figure, gradient_figure
 
 
 C = TypeVar("C", bound=Callback)

@@ -4,7 +4,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import grad_norm
 
-from callbacks.cadence import History, is_due, logger_step, resolve_interval
+from core.history import History
+from callbacks.cadence import is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import log_scalars
 
 

@@ -1,48 +1,18 @@
-"""Figures drawn from the diagnostics' histories (matplotlib, no display needed).
+"""Training figures of one run: activation statistics and gradient norms per layer."""
 
-Figures are built as ``matplotlib.figure.Figure`` objects rendered by the Agg canvas,
-never through ``pyplot``: nothing global changes and no window or display is needed.
-"""
-
-import functools
 import math
-from collections.abc import Callable
-from pathlib import Path
 
-import matplotlib
 import numpy as np
-from matplotlib import colormaps, ticker
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from callbacks.cadence import History
-
-STYLE = {
-    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-}
-
+from core.history import History
+from figures.style import layer_colors, legend_beside, plain_log_labels, styled
 
 #: Output range of activations with a bounded side: the spread band is clipped to it
 #: (mean - std of a ReLU layer can be negative; its outputs never are).
 OUTPUT_RANGE: dict[str, tuple[float, float]] = {
     "ReLU": (0.0, math.inf), "Sigmoid": (0.0, 1.0), "Tanh": (-1.0, 1.0),
 }
-
-
-def styled(draw: Callable[..., Figure | None]) -> Callable[..., Figure | None]:
-    """Draw under :data:`STYLE` (fonts, spines and grid are read when artists are made)."""
-    @functools.wraps(draw)
-    def wrapper(*args, **kwargs):
-        with matplotlib.rc_context(STYLE):
-            return draw(*args, **kwargs)
-    return wrapper
-
-
-def layer_colors(count: int) -> list[tuple[float, ...]]:
-    """One color per layer, input side light to output side dark, so depth reads at a glance."""
-    cmap = colormaps["viridis_r"]
-    return [cmap(0.15 + 0.8 * i / max(count - 1, 1)) for i in range(count)]
 
 
 @styled
@@ -85,7 +55,7 @@ def activation_figure(history: History, layer_types: dict[str, str]) -> Figure |
     top.suptitle("Activations per hidden layer: mean (line), ± 1 std (band)")
     top.supylabel("activation value")
     if columns == 1:
-        _legend(grid[0])
+        legend_beside(grid[0])
     if bottom is not None:
         axis = bottom.subplots()
         for kind, name in fractions:
@@ -96,7 +66,7 @@ def activation_figure(history: History, layer_types: dict[str, str]) -> Figure |
         axis.set_ylabel("fraction of outputs")
         axis.set_title("Saturated (sigmoid, tanh) or dead (ReLU) outputs")
         axis.set_xlabel("training step")
-        _legend(axis)
+        legend_beside(axis)
     else:
         top.supxlabel("training step")
     return figure
@@ -140,37 +110,11 @@ def gradient_figure(history: History, layer_types: dict[str, str] | None = None)
         axis.plot(steps, total, "--", color="0.35", lw=1.2, label="total")
     if plotted:
         axis.set_yscale("log")
-        _plain_log_labels(axis)
+        plain_log_labels(axis)
     axis.set_title("Gradient norm per layer (L2 of weights and biases together)")
     axis.set_ylabel("‖gradient‖₂")
     axis.set_xlabel("training step")
-    _legend(axis)
+    legend_beside(axis)
     return figure
 
 
-def save(figure: Figure, path: str | Path, dpi: int = 130) -> Path:
-    """Render ``figure`` to a PNG file and return its path."""
-    path = Path(path)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
-
-
-def _plain_log_labels(axis) -> None:
-    """Label a log axis with plain numbers (0.3, not 3×10⁻¹); on an axis spanning under
-    about 1.5 decades, where there would be one label or none, also label 2, 3 and 5 x 10ⁿ."""
-    axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-
-    def minor(value: float, _: int) -> str:
-        low, high = axis.get_ylim()
-        leading = f"{value:e}"[0]
-        return f"{value:g}" if 0 < low and high / low < 30 and leading in "235" else ""
-
-    axis.yaxis.set_minor_formatter(ticker.FuncFormatter(minor))
-    axis.grid(True, which="minor", axis="y", alpha=0.12)
-
-
-def _legend(axis) -> None:
-    """A legend beside the axis (never over the lines)."""
-    if axis.get_legend_handles_labels()[0]:
-        axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
