@@ -11,6 +11,7 @@ from callbacks.evaluation_report import EvaluationReport
 from callbacks.figures import TrainingFigures
 from callbacks.gradient_norms import GradientNorms
 from callbacks.histograms import ParameterHistograms
+from callbacks.learning_rate import LearningRate
 from callbacks.lookahead import Lookahead
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.run_summary import RunSummary
@@ -22,6 +23,7 @@ __all__ = [
     "EpochLinePrinter",
     "EvaluationReport",
     "GradientNorms",
+    "LearningRate",
     "Lookahead",
     "ParameterHistograms",
     "PredictionWriter",

@@ -5,15 +5,15 @@ A concrete model only builds its layers (``configure_network``) and says how to 
 on any datamodule. What the datamodule knows (``num_classes``, ``input_shape``, ``task``,
 ``class_names``) arrives by argument linking in the CLI; nobody types it twice.
 
-The optimizer and LR scheduler are not chosen here: ``configure_optimizers`` is left to
-LightningCLI, which takes any ``torch.optim`` class from the config or the command line
-(``lr_scheduler_interval: step`` makes that scheduler advance every optimizer step).
+The optimizer and LR scheduler are not chosen here: any ``torch.optim`` class comes from the
+config or the command line (``--optimizer``, ``--lr_scheduler``), and is built when the fit
+starts, with schedule lengths taken from the fit (:mod:`models.optimization`;
+``lr_scheduler_interval: step`` makes the scheduler advance every optimizer step).
 
 Speed options any model can use: ``channels_last`` memory format, test-time augmentation
 (``tta``), and a data-dependent ``init`` (``whitening``) applied when fit starts.
 """
 
-import math
 from abc import abstractmethod
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from models.initialization import (
     apply_init,
     whitening_init,
 )
+from models.optimization import build_optimizers, check_restored_schedule
 from models.tta import TTAMode, tta_outputs
 from core.errors import UserError
 from core.task import Task
@@ -79,7 +80,7 @@ class BaseModel(LightningModule):
                 (faster convolutions on CPUs and tensor cores).
             lr_scheduler_interval: advance the LR scheduler every ``epoch`` (Lightning's
                 default) or every optimizer ``step`` (for per-step schedules such as
-                ``OneCycleLR``, whose ``total_steps`` then counts optimizer steps).
+                ``OneCycleLR``); schedule lengths count in this unit.
         """
         super().__init__()
         # The CLI sends the whole resolved config to the logger; logging these again would
@@ -154,26 +155,25 @@ class BaseModel(LightningModule):
                             f"choose another init.") from error
         self._data_init_done = True
 
-    def on_fit_start(self) -> None:
-        """Switch the LR schedulers to per-step updates when ``lr_scheduler_interval`` is
-        ``step``. (LightningCLI builds the scheduler config with Lightning's default
-        interval, an epoch; the interval is a field of that config, read at every step.)"""
-        if self.hparams.lr_scheduler_interval != "step":
-            return
-        for config in self.trainer.lr_scheduler_configs:
-            if config.reduce_on_plateau:
-                continue  # it needs a metric, available per epoch
-            config.interval = "step"
-            total = getattr(config.scheduler, "total_steps", None)  # OneCycleLR's length
-            needed = self.trainer.estimated_stepping_batches
-            if total is not None and not math.isfinite(needed):
-                raise UserError(
-                    f"The LR schedule is {total} steps long, and this fit has no set length. "
-                    f"Set trainer.max_epochs or trainer.max_steps (max_time alone is not enough).")
-            if total is not None and needed > total:
-                raise UserError(
-                    f"The LR schedule is {total} steps long, but this fit takes {needed:.0f} "
-                    f"optimizer steps. Set --lr_scheduler.init_args.total_steps {needed:.0f}.")
+    def choose_optimizers(self, optimizer: Any, lr_scheduler: Any = None) -> None:
+        """Record the optimizer and LR scheduler a config chose (``class_path`` and
+        ``init_args``); they are built when the fit starts (see :meth:`configure_optimizers`).
+
+        The CLI calls this with ``--optimizer`` and ``--lr_scheduler``; a model used from
+        Python may call it too. Without a choice the model trains with SGD at lr 0.01.
+        """
+        self.optimizer_choice, self.lr_scheduler_choice = optimizer, lr_scheduler
+
+    def configure_optimizers(self) -> Any:
+        """The chosen optimizer and schedule, with schedule lengths left out of the config
+        taken from this fit (see :mod:`models.optimization`)."""
+        return build_optimizers(self.parameters(), getattr(self, "optimizer_choice", None),
+                                getattr(self, "lr_scheduler_choice", None), self.trainer,
+                                self.hparams.lr_scheduler_interval)
+
+    def on_train_start(self) -> None:
+        """A resumed schedule must still fit the run (its state comes from the checkpoint)."""
+        check_restored_schedule(self.trainer, self.hparams.lr_scheduler_interval)
 
     def configure_losses(self) -> None:
         """Choose the loss for the task."""

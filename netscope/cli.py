@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
+from torch.optim import Optimizer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichModelSummary, RichProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
 from lightning.pytorch.loggers import CSVLogger
 
 from callbacks.console import EpochLinePrinter
+from callbacks.learning_rate import LearningRate
 from callbacks.run_summary import RunSummary
 from datamodules.base import BaseDataModule
 from models.base import BaseModel
@@ -18,6 +20,10 @@ from netscope.config_saver import RunConfigSaver
 from netscope.loggers import finish_runs, place_loggers
 from core.rundir import create_run_dir
 from netscope.trainer import NetscopeTrainer
+
+#: Read before any --config file by every command: the diagnostics callbacks (one place for
+#: all configs; a config adds to them with ``callbacks+:``).
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
 DEFAULT_LOGGER = {"class_path": "lightning.pytorch.loggers.WandbLogger",
                   "init_args": {"project": "netscope", "log_model": True, "save_dir": "."}}
@@ -36,10 +42,13 @@ class NetscopeCLI(LightningCLI):
                 subclass_mode_model=True,
                 subclass_mode_data=True,
                 save_config_callback=RunConfigSaver,
+                auto_configure_optimizers=False,  # built when fit starts: see choose_optimizers
                 save_config_kwargs={"overwrite": True},
-                trainer_defaults={"callbacks": [RunSummary()]},
+                trainer_defaults={"callbacks": [RunSummary(), LearningRate()]},
                 seed_everything_default=0,
-                parser_kwargs={"default_env": False},
+                parser_kwargs={"default_env": False, **{
+                    command: {"default_config_files": [str(DEFAULTS_FILE)]}
+                    for command in self.subcommands()}},
                 args=args,
                 run=run,
             )
@@ -59,6 +68,10 @@ class NetscopeCLI(LightningCLI):
         # What the data set knows reaches the model: nobody types it twice.
         for fact in ("num_classes", "input_shape", "task", "class_names"):
             parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
+        # --optimizer and --lr_scheduler, as LightningCLI adds them, but handed to the model
+        # (see instantiate_classes) to be built once the fit's length is known.
+        parser.add_optimizer_args((Optimizer,))
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/loss",
@@ -86,6 +99,13 @@ class NetscopeCLI(LightningCLI):
         if config.checkpoint.dirpath is None:
             config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
         config.trainer.logger = place_loggers(config.trainer.logger, self.run_dir, self.run_dir.name)
+
+    def instantiate_classes(self) -> None:
+        """Build the classes, then hand the optimizer and scheduler choices to the model."""
+        super().instantiate_classes()
+        if isinstance(self.model, BaseModel):
+            self.model.choose_optimizers(self._get(self.config_init, "optimizer"),
+                                         self._get(self.config_init, "lr_scheduler"))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Add a local metrics history (``csv/metrics.csv``) beside the configured loggers,

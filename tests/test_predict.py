@@ -25,7 +25,7 @@ def satellite(root) -> list[str]:
     """The satellite config on a tiny folder: small images, two short epochs."""
     return ["--config", str(CONFIGS / "satellite.yaml"), "--data.init_args.data_dir", str(root),
             "--data.init_args.image_size", "16", "--data.init_args.batch_size", "8",
-            "--trainer.max_epochs", "2", "--lr_scheduler.init_args.total_iters", "2",
+            "--trainer.max_epochs", "2",
             "--trainer.enable_model_summary", "false"]
 
 

@@ -1,0 +1,65 @@
+"""Schedules span the fit they run in: overriding its length keeps the schedule's shape.
+
+The shipped configs leave schedule lengths out; netscope takes them from the fit
+(``models.optimization``). The learning rate the run logs (``lr``, on by default) shows
+where each schedule starts, peaks and ends.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from core.history import read_history
+from tests.helpers import CONFIGS, run
+from tests.image_folders import make_class_folder
+
+QUIET = ["--trainer.logger", "false", "--trainer.enable_model_summary", "false",
+         "--trainer.log_every_n_steps", "1", "--trainer.limit_val_batches", "1",
+         "--test_after_fit", "false"]
+
+
+def logged_lr(run_dir: Path) -> list[float]:
+    return read_history(run_dir).series("lr")[1]
+
+
+@pytest.mark.parametrize("overrides", [
+    ["--trainer.max_epochs", "2", "--data.init_args.batch_size", "2"],  # 28 steps
+    ["--trainer.max_epochs", "6", "--data.init_args.batch_size", "1024"],  # 6 steps
+], ids=["max_epochs=2", "batch_size=1024"])
+def test_cifar_one_cycle_starts_peaks_and_ends_where_the_full_schedule_does(
+        tiny_cifar: Path, tmp_path: Path, overrides: list[str]) -> None:
+    run_dir = run("fit", "--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir",
+                  str(tiny_cifar), *QUIET, "--trainer.limit_val_batches", "0",
+                  "--model.init_args.widths", "[8, 16, 16]", *overrides, root=tmp_path / "runs")
+    lr = logged_lr(run_dir)
+    max_lr, div, final_div = 0.75, 5.0, 2.857  # configs/cifar.yaml
+    assert lr[0] == pytest.approx(max_lr / div)  # the first step, whatever the length
+    assert lr[-1] == pytest.approx(max_lr / div / final_div)  # the last step: the end
+    assert max(lr) == pytest.approx(max_lr, rel=0.35)  # the peak is inside the fit
+    assert len(lr) >= 3
+
+
+@pytest.mark.parametrize("epochs", [2, 4])
+def test_satellite_linear_decay_reaches_its_end_with_the_fit(tmp_path: Path, epochs: int) -> None:
+    folder = make_class_folder(tmp_path / "images", per_class=4, corrupt=False)
+    run_dir = run("fit", "--config", str(CONFIGS / "satellite.yaml"), "--data.init_args.data_dir",
+                  str(folder), "--data.init_args.image_size", "16", "--data.init_args.batch_size",
+                  "8", "--trainer.max_epochs", str(epochs), *QUIET, root=tmp_path / "runs")
+    history = read_history(run_dir)
+    steps, lr = history.series("lr")
+    epoch_starts = sorted({round(v, 12) for v in lr}, reverse=True)
+    assert len(epoch_starts) == epochs and epoch_starts[0] == pytest.approx(0.003)
+    # LinearLR from 1.0 to 0.05 over the fit: one equal step down per epoch, ending at 5%
+    # after the last one, so the last epoch runs at 0.003 * (1 - 0.95 * (epochs-1)/epochs).
+    assert epoch_starts[-1] == pytest.approx(0.003 * (1 - 0.95 * (epochs - 1) / epochs))
+
+
+def test_a_schedule_longer_than_the_fit_is_refused(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    folder = make_class_folder(tmp_path / "images", per_class=4, corrupt=False)
+    with pytest.raises(SystemExit):
+        run("fit", "--config", str(CONFIGS / "satellite.yaml"), "--data.init_args.data_dir",
+            str(folder), "--data.init_args.image_size", "16", "--trainer.max_epochs", "2",
+            "--lr_scheduler.init_args.total_iters", "12", *QUIET, root=tmp_path / "runs")
+    message = capsys.readouterr().err
+    assert "12 epochs long" in message and "only 2" in message and "Traceback" not in message
