@@ -11,8 +11,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from core.history import History
-from callbacks.cadence import is_due, logger_step, resolve_interval
+from callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
 from callbacks.logging_sinks import (DEFAULT_BINS, Histogram, histogram, log_histograms,
                                      log_scalars, media_loggers)
 from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
@@ -73,7 +72,6 @@ class ActivationStatistics(Callback):
         self.handles: list[RemovableHandle] = []
         self.scalars: dict[str, torch.Tensor] = {}
         self.histograms: dict[str, Histogram | None] = {}
-        self.history = History()
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         name = type(self).__name__
@@ -85,14 +83,10 @@ class ActivationStatistics(Callback):
         self.layers = {name: module for name, module in pl_module.named_modules()
                        if isinstance(module, ACTIVATION_TYPES)}
 
-    def layer_types(self) -> dict[str, str]:
-        """Class name of each hooked layer (``{"features.1": "ReLU"}``), for figure legends."""
-        return {name: type(module).__name__ for name, module in self.layers.items()}
-
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: object,
                              batch_idx: int) -> None:
         scalars = is_due(trainer, self.every)
-        epoch_end = self.on_epoch_end and trainer.is_last_batch and not trainer.sanity_checking
+        epoch_end = self.on_epoch_end and is_epoch_end(trainer)
         histograms = epoch_end or is_due(trainer, self.histogram_every)
         histograms = histograms and bool(media_loggers(trainer))  # nobody to send them to
         if scalars or histograms:
@@ -133,7 +127,6 @@ class ActivationStatistics(Callback):
         if self.scalars:  # stacked: one transfer from the device for all layers
             metrics = dict(zip(self.scalars, torch.stack(list(self.scalars.values())).tolist()))
             log_scalars(trainer, metrics, step)
-            self.history.record(step, metrics)
             self.scalars = {}
         if self.histograms:
             log_histograms(trainer, self.histograms, step)

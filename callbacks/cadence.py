@@ -1,4 +1,4 @@
-"""When a diagnostic runs, and the history of what it logged.
+"""When a diagnostic runs: on the steps Lightning logs at, so their records share steps.
 
 Lightning writes step metrics to the loggers on the training batches where
 ``trainer._logger_connector.should_update_logs`` holds: ``(step + 1) % log_every_n_steps == 0``,
@@ -44,3 +44,8 @@ def is_due(trainer: Trainer, every: int) -> bool:
     if trainer.fast_dev_run:
         return True
     return (logger_step(trainer) + 1) % every == 0
+
+
+def is_epoch_end(trainer: Trainer) -> bool:
+    """Whether the current training batch is the last of its epoch (not in a sanity check)."""
+    return trainer.is_last_batch and not trainer.sanity_checking

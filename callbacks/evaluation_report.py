@@ -17,6 +17,10 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score,
                                          MulticlassPrecision, MulticlassRecall)
 
+from callbacks.logging_sinks import log_figure
+from core.task import class_names
+from figures.evaluation import draw_confusion
+
 COLUMNS = ["class", "precision", "recall", "f1", "support"]
 
 
@@ -43,8 +47,7 @@ class EvaluationReport(Callback):
             self.metrics = None
             return
         num_classes = 2 if task == "binary" else pl_module.num_classes
-        names = list(getattr(pl_module, "class_names", None) or [])
-        self.class_names = names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+        self.class_names = class_names(getattr(pl_module, "class_names", None), num_classes)
         self.metrics = MetricCollection({
             "precision": MulticlassPrecision(num_classes, average=None),
             "recall": MulticlassRecall(num_classes, average=None),
@@ -83,13 +86,8 @@ class EvaluationReport(Callback):
             writer = csv.writer(file)
             writer.writerow(["true \\ predicted", *self.class_names])
             writer.writerows([name, *row] for name, row in zip(self.class_names, confusion.tolist()))
-        figure = self.figure(confusion)
-        png = run_dir / f"{self.prefix}_confusion_matrix.png"
-        figure.savefig(png, dpi=120, bbox_inches="tight")
-        self._log(trainer, rows, figure, png)
-        import matplotlib.pyplot as plt
-
-        plt.close(figure)
+        png = draw_confusion(run_dir, self.prefix)
+        self._log(trainer, rows, png)
         rank_zero_info(f"Per-class {self.prefix} report: {run_dir / f'{self.prefix}_per_class.csv'}, {png}")
 
     def table(self, values: dict[str, torch.Tensor]) -> list[list[Any]]:
@@ -104,41 +102,12 @@ class EvaluationReport(Callback):
             rows.append([label, *(round(a.item(), 6) for a in averages), int(support.sum())])
         return rows
 
-    def figure(self, confusion: torch.Tensor) -> Any:
-        """The confusion matrix as a figure: counts, coloured by share of the true class."""
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only: no display needed
-        import matplotlib.pyplot as plt
-
-        n = len(self.class_names)
-        side = max(4.0, 0.6 * n + 2.5)
-        figure, axes = plt.subplots(figsize=(side + 1, side))
-        shares = confusion.double() / confusion.sum(1, keepdim=True).clamp_min(1)
-        image = axes.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
-        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
-        if n <= 30:  # beyond that, numbers in the cells are unreadable
-            fontsize = 11 if n <= 10 else 7
-            for i in range(n):
-                for j in range(n):
-                    axes.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=fontsize,
-                              color="white" if shares[i, j] > 0.5 else "black")
-        axes.set_xticks(range(n), self.class_names, rotation=45, ha="right")
-        axes.set_yticks(range(n), self.class_names)
-        axes.set_xlabel("predicted class")
-        axes.set_ylabel("true class")
-        accuracy = confusion.diag().sum().item() / max(confusion.sum().item(), 1)
-        axes.set_title(f"{self.prefix} confusion matrix (accuracy {accuracy:.4f})")
-        return figure
-
-    def _log(self, trainer: Trainer, rows: list[list[Any]], figure: Any, png: Path) -> None:
+    def _log(self, trainer: Trainer, rows: list[list[Any]], png: Path) -> None:
+        log_figure(trainer, f"{self.prefix}/confusion_matrix", png, trainer.global_step)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_table(key=f"{self.prefix}/per_class", columns=COLUMNS, data=rows)
-                logger.log_image(key=f"{self.prefix}/confusion_matrix", images=[str(png)])
             elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure(f"{self.prefix}/confusion_matrix", figure, trainer.global_step,
-                                             close=False)
                 header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
                 body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in rows)
                 logger.experiment.add_text(f"{self.prefix}/per_class", header + body, trainer.global_step)

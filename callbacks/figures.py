@@ -1,39 +1,33 @@
-"""End-of-fit figures of the diagnostics, saved in the run directory and sent to the loggers."""
+"""End-of-fit figures, drawn from the run's own files and sent to the loggers."""
 
 from pathlib import Path
-from typing import TypeVar
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from callbacks.activations import ActivationStatistics
 from callbacks.cadence import logger_step
-from callbacks.gradient_norms import GradientNorms
 from callbacks.logging_sinks import log_figure
-from figures.style import save
-from figures.training import activation_figure, gradient_figure
-
-
-C = TypeVar("C", bound=Callback)
-
-
-def find(trainer: Trainer, kind: type[C]) -> C | None:
-    """The trainer's first callback of type ``kind``."""
-    return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
+from core.files import write_json
+from figures.run import LAYERS_FILE, draw_training
+from models.activations import ACTIVATION_TYPES
 
 
 class TrainingFigures(Callback):
-    """At the end of fit (also of a fit stopped early), draw from what the other diagnostics
-    logged:
+    """When fit ends (also when it is stopped early), draw from what the diagnostics logged:
 
     - ``activations.png``: per hidden layer, activation mean and spread against steps (the
-      Glorot & Bengio 2010 figure), with saturated/dead fractions; needs
-      :class:`~callbacks.ActivationStatistics`.
-    - ``grad_norms.png``: gradient norm per weight layer (Linear, Conv) against steps; needs
-      :class:`~callbacks.GradientNorms`.
+      Glorot & Bengio 2010 figure), with saturated/dead fractions (from
+      :class:`~callbacks.ActivationStatistics`);
+    - ``grad_norms.png``: gradient norm per weight layer against steps (from
+      :class:`~callbacks.GradientNorms`).
 
-    Files go to the run directory (``trainer.default_root_dir``); W&B and TensorBoard also
-    receive them as images (``figures/activations``, ``figures/grad_norms``).
+    The figures read the run's ``csv/metrics.csv``, the same data any logger received, and
+    ``layers.json``, which this callback writes when fit starts (the kinds of the model's
+    layers, for the legends): ``python -m figures RUN_DIR`` redraws them from those files.
+    The PNGs go to the run directory; W&B and TensorBoard also receive them as images
+    (``figures/activations``, ``figures/grad_norms``).
     """
 
     def __init__(self, dpi: int = 130) -> None:
@@ -41,25 +35,32 @@ class TrainingFigures(Callback):
             dpi: resolution of the PNG files.
         """
         self.dpi = dpi
-        self.paths: list[Path] = []
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero:
+            write_json(Path(trainer.default_root_dir) / LAYERS_FILE, model_layers(pl_module))
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        activations = find(trainer, ActivationStatistics)
-        gradients = find(trainer, GradientNorms)
-        figures = {
-            "activations": (activation_figure(activations.history, activations.layer_types())
-                            if activations else None),
-            "grad_norms": (gradient_figure(gradients.history, gradients.weight_layers or None)
-                           if gradients else None),
-        }
-        step = logger_step(trainer)
-        for name, figure in figures.items():
-            if figure is None:
-                continue
-            path = save(figure, Path(trainer.default_root_dir) / f"{name}.png", self.dpi)
-            self.paths.append(path)
-            log_figure(trainer, f"figures/{name}", path, step)
-        if self.paths:
-            rank_zero_info("Figures: " + ", ".join(str(p) for p in self.paths))
+        for logger in trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                logger.save()  # the history on disk is complete before it is read
+        paths = draw_training(trainer.default_root_dir, self.dpi)
+        for name, path in paths.items():
+            log_figure(trainer, f"figures/{name}", path, logger_step(trainer))
+        if paths:
+            rank_zero_info("Figures: " + ", ".join(str(p) for p in paths.values()))
+
+
+def model_layers(module: torch.nn.Module) -> dict[str, dict[str, str]]:
+    """The model's activation layers and layers with a weight matrix or kernel (Linear,
+    Conv, ...), each ``{qualified name: class name}`` in the order they were built."""
+    activations, weights = {}, {}
+    for name, child in module.named_modules():
+        if isinstance(child, ACTIVATION_TYPES):
+            activations[name] = type(child).__name__
+        weight = getattr(child, "weight", None)
+        if isinstance(weight, torch.nn.Parameter) and weight.dim() >= 2:
+            weights[name] = type(child).__name__
+    return {"activations": activations, "weights": weights}

@@ -4,7 +4,6 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import grad_norm
 
-from core.history import History
 from callbacks.cadence import is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import log_scalars
 
@@ -26,17 +25,9 @@ class GradientNorms(Callback):
         """
         self.every_n_steps = every_n_steps
         self.every = 0
-        self.history = History()
-        self.weight_layers: dict[str, str] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.every = resolve_interval(trainer, self.every_n_steps, "GradientNorms.every_n_steps")
-        # Layers with a weight matrix or kernel (Linear, Conv, ...), for the figure's legend.
-        self.weight_layers = {
-            name: type(module).__name__ for name, module in pl_module.named_modules()
-            if isinstance(getattr(module, "weight", None), torch.nn.Parameter)
-            and module.weight.dim() >= 2
-        }
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
@@ -51,4 +42,3 @@ class GradientNorms(Callback):
             param = "total" if key.endswith("_total") else key.split("/", 1)[1]
             metrics[f"grad_norm/{param}"] = float(value)
         log_scalars(trainer, metrics, logger_step(trainer))
-        self.history.record(logger_step(trainer), metrics)

@@ -3,7 +3,7 @@
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from callbacks.cadence import is_due, logger_step, resolve_interval
+from callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
 from callbacks.logging_sinks import DEFAULT_BINS, log_histograms
 
 
@@ -36,7 +36,7 @@ class ParameterHistograms(Callback):
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
-        epoch_end = self.on_epoch_end and trainer.is_last_batch and not trainer.sanity_checking
+        epoch_end = self.on_epoch_end and is_epoch_end(trainer)
         if not (epoch_end or is_due(trainer, self.every)):
             return
         tensors: dict[str, torch.Tensor] = {}

@@ -15,6 +15,8 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from core.task import class_names
+
 
 class PredictionWriter(BasePredictionWriter):
     """``predictions.csv``: ``file, predicted_class, probability`` and one ``p_<class>``
@@ -93,8 +95,7 @@ class PredictionWriter(BasePredictionWriter):
 
     @staticmethod
     def _classes(pl_module: LightningModule, count: int) -> list[str]:
-        names = list(getattr(pl_module, "class_names", None) or [])
-        return names if len(names) == count else [str(i) for i in range(count)]
+        return class_names(getattr(pl_module, "class_names", None), count)
 
     def _header(self, pl_module: LightningModule, task: str, outputs: torch.Tensor) -> list[str]:
         match task:

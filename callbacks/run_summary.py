@@ -1,7 +1,6 @@
 """``metrics.json``: how a run ended and the final value of every scalar it logged."""
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -10,6 +9,8 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+
+from core.files import write_json
 
 Status = Literal["completed", "diverged", "interrupted", "failed"]
 FILENAME = "metrics.json"
@@ -112,9 +113,4 @@ def write_summary(
     for name, value in sorted((metrics or {}).items()):
         # JSON has no NaN/inf; keep the key with null so a reader sees the metric diverged.
         summary[name] = value if math.isfinite(value) else None
-    path = Path(run_dir) / FILENAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    temporary.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    return write_json(Path(run_dir) / FILENAME, summary)

@@ -6,7 +6,6 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
-from core.history import History
 from callbacks.cadence import is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import log_scalars
 
@@ -31,7 +30,6 @@ class WeightNorms(Callback):
         self.every_n_steps = every_n_steps
         self.every = 0
         self.before: dict[str, torch.Tensor] = {}
-        self.history = History()
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.every = resolve_interval(trainer, self.every_n_steps, "WeightNorms.every_n_steps")
@@ -65,4 +63,3 @@ class WeightNorms(Callback):
             else:  # no finite ratio from zero; 0 says "did not move"
                 metrics[f"update_ratio/{name}"] = math.inf if moved > 0 else 0.0
         log_scalars(trainer, metrics, logger_step(trainer))
-        self.history.record(logger_step(trainer), metrics)

@@ -6,3 +6,9 @@ from typing import Literal
 #: single logit and binary cross-entropy (the 2-4-1 XOR network). ``regression``: one output
 #: per target, mean squared error.
 Task = Literal["classification", "binary", "regression"]
+
+
+def class_names(names: list[str] | None, count: int) -> list[str]:
+    """``names`` when there is one per class, else the class indices as names."""
+    names = list(names or [])
+    return names if len(names) == count else [str(i) for i in range(count)]

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps
 
 from core.errors import UserError
+from core.files import replace_atomically
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -248,10 +249,7 @@ def _load_cache(cache_file: Path) -> dict | None:
 def _save_cache(content: dict, cache_file: Path, prefix: str) -> None:
     """Write atomically (a crash never leaves a half file) and drop stale caches of the folder."""
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache_file.with_suffix(f".tmp{os.getpid()}")
-        torch.save(content, temporary)
-        os.replace(temporary, cache_file)
+        replace_atomically(cache_file, lambda temporary: torch.save(content, temporary))
         for stale in cache_file.parent.glob(f"{prefix}*.pt"):
             if stale != cache_file:
                 stale.unlink(missing_ok=True)

@@ -34,6 +34,7 @@ from models.optimization import build_optimizers, check_restored_schedule
 from models.tta import TTAMode, tta_outputs
 from core.errors import UserError
 from core.task import Task
+from core.task import class_names as task_class_names
 
 Stage = Literal["train", "val", "test", "predict"]
 
@@ -89,7 +90,7 @@ class BaseModel(LightningModule):
         self.num_classes = num_classes
         self.input_shape = tuple(input_shape)
         self.task = task
-        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.class_names = task_class_names(class_names, num_classes)
         if tta != "none" and len(self.input_shape) < 2:
             raise UserError(f"Test-time augmentation (tta={tta}) mirrors and shifts images, but "
                             f"this model's inputs have shape {self.input_shape}. Use tta none.")

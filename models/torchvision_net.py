@@ -36,7 +36,7 @@ from torch import nn
 from torch.func import functional_call
 from torchvision.models import get_model, get_model_weights, list_models
 
-from models.activations import ActivationName, make_activation
+from models.activations import ActivationName
 from models.base import BaseModel
 from models.initialization import apply_init
 from core.errors import UserError

@@ -5,10 +5,11 @@ it to put each run directory beside the values it was run with.
 """
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.files import write_json
 
 FILENAME = "index.json"
 #: Outcomes a second invocation keeps (a diverged run is a result, not an accident).
@@ -52,12 +53,9 @@ class StudyIndex:
 
     def save(self, folder: Path) -> None:
         """Write the index atomically (an interrupted study never leaves half a file)."""
-        folder.mkdir(parents=True, exist_ok=True)
         data = {"study": self.study, "source": self.source, "order": self.order,
                 "entries": {key: asdict(entry) for key, entry in self.entries.items()}}
-        temporary = folder / f"{FILENAME}.tmp{os.getpid()}"
-        temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(temporary, folder / FILENAME)
+        write_json(folder / FILENAME, data)
 
     def ordered(self) -> list[Entry]:
         """The entries of the latest expansion of the study, in its order."""

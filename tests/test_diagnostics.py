@@ -2,7 +2,9 @@
 
 W&B records come from ``wandb leet inspect --json`` (W&B's own reader of a run's log),
 TensorBoard records from its ``EventAccumulator``, scalars from ``csv/metrics.csv`` and
-``metrics.json``. Every run is the real CLI on real MNIST, a few batches long.
+``metrics.json``. Every run is the real CLI, a few batches long, on generated MNIST-format
+data (so the core is tested on a clean clone) and, where ``../shared/data`` is there, on
+real MNIST too.
 """
 
 import csv
@@ -15,15 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
+from tests.helpers import CONFIGS, SHARED_DATA, make_mnist, metrics, requires_shared, run
 from models import MLP
 
-pytestmark = requires_shared("mnist")
-
-#: MNIST with the shipped config (its diagnostics block included), a few batches long,
-#: step metrics every 2 steps so that a short run logs several times.
+#: MNIST with the shipped config (its diagnostics included), a few batches long, step
+#: metrics every 2 steps so that a short run logs several times; the data comes from the
+#: ``mnist`` fixture.
 MNIST = ["fit", "--config", str(CONFIGS / "mnist.yaml"),
-         "--data.init_args.data_dir", str(SHARED_DATA / "mnist"),
          "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "6",
          "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
          "--trainer.log_every_n_steps", "2", "--trainer.enable_model_summary", "false"]
@@ -40,6 +40,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["generated", pytest.param("real", marks=requires_shared("mnist"))])
+def mnist(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """``MNIST`` plus its data: generated MNIST-format files, or the real ones."""
+    data = make_mnist(tmp_path / "mnist") if request.param == "generated" else SHARED_DATA / "mnist"
+    return [*MNIST, "--data.init_args.data_dir", str(data)]
 
 
 def wandb_history(run_dir: Path) -> list[dict]:
@@ -61,8 +68,8 @@ def series(rows: list[dict], name: str) -> list[float]:
     return [float(row[name]) for row in rows if name in row]
 
 
-def test_wandb_records_hold_every_family_for_every_layer(tmp_path):
-    run_dir = run(*MNIST, root=tmp_path / "runs")
+def test_wandb_records_hold_every_family_for_every_layer(tmp_path, mnist):
+    run_dir = run(*mnist, root=tmp_path / "runs")
     assert metrics(run_dir)["status"] == "completed"
     items = wandb_history(run_dir)
     scalars = {key for item in items for key, value in item.items()
@@ -100,10 +107,10 @@ def test_wandb_records_hold_every_family_for_every_layer(tmp_path):
     assert expected <= set().union(*csv_rows(run_dir))
 
 
-def test_tensorboard_histograms_and_zero_init_symmetry(tmp_path):
+def test_tensorboard_histograms_and_zero_init_symmetry(tmp_path, mnist):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run_dir = run(*MNIST, "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
+    run_dir = run(*mnist, "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
                   "--model.init_args.init", "zeros", root=tmp_path / "runs")
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"histograms": 0})
     events.Reload()
@@ -131,9 +138,9 @@ def test_tensorboard_histograms_and_zero_init_symmetry(tmp_path):
     assert torch.equal(hidden, hidden[:1].expand_as(hidden))  # all units still identical
 
 
-def saturation_run(tmp_path: Path, activation: str) -> list[dict]:
+def saturation_run(tmp_path: Path, mnist: list[str], activation: str) -> list[dict]:
     """A 4x64 MLP on MNIST for 60 steps at lr 0.3, without any logger; its CSV rows."""
-    run_dir = run(*MNIST, "--trainer.logger", "false", "--trainer.limit_train_batches", "60",
+    run_dir = run(*mnist, "--trainer.logger", "false", "--trainer.limit_train_batches", "60",
                   "--trainer.log_every_n_steps", "10", "--test_after_fit", "false",
                   "--model.init_args.hidden_sizes", "[64, 64, 64, 64]",
                   "--model.init_args.activation", activation, "--optimizer.lr", "0.3",
@@ -145,10 +152,11 @@ def saturation_run(tmp_path: Path, activation: str) -> list[dict]:
     return csv_rows(run_dir)
 
 
-def test_sigmoid_top_layer_saturates_more_than_tanh(tmp_path):
+def test_sigmoid_top_layer_saturates_more_than_tanh(tmp_path, mnist):
     # Glorot & Bengio (2010, fig. 2): early in training the top hidden layer of a deep
     # sigmoid network is driven to 0 and saturates, while the lower layers do not.
-    sigmoid, tanh = saturation_run(tmp_path, "sigmoid"), saturation_run(tmp_path, "tanh")
+    sigmoid = saturation_run(tmp_path, mnist, "sigmoid")
+    tanh = saturation_run(tmp_path, mnist, "tanh")
     top, bottom = "act_saturated/features.7", "act_saturated/features.1"
     assert len(series(sigmoid, top)) == len(series(tanh, top)) == 6
     assert series(sigmoid, top)[-1] > series(tanh, top)[-1] + 0.2
@@ -156,11 +164,11 @@ def test_sigmoid_top_layer_saturates_more_than_tanh(tmp_path):
     assert series(sigmoid, bottom)[-1] < series(sigmoid, top)[-1]
 
 
-def test_huge_learning_rate_stops_as_diverged(tmp_path, capfd, caplog):
+def test_huge_learning_rate_stops_as_diverged(tmp_path, mnist, capfd, caplog):
     lightning_log = logging.getLogger("lightning.pytorch")  # Lightning's console messages
     lightning_log.addHandler(caplog.handler)
     try:  # main() returning, not raising SystemExit, is `python main.py` exiting with 0
-        run_dir = run(*MNIST, "--optimizer.lr", "1000000", "--trainer.limit_train_batches", "30",
+        run_dir = run(*mnist, "--optimizer.lr", "1000000", "--trainer.limit_train_batches", "30",
                       root=tmp_path / "runs")
     finally:
         lightning_log.removeHandler(caplog.handler)
@@ -172,10 +180,10 @@ def test_huge_learning_rate_stops_as_diverged(tmp_path, capfd, caplog):
     assert "Traceback" not in caplog.text + "".join(capfd.readouterr())
 
 
-def test_non_finite_gradients_name_the_layer_that_overflowed(tmp_path):
+def test_non_finite_gradients_name_the_layer_that_overflowed(tmp_path, mnist):
     guard = ("[{class_path: callbacks.DivergenceGuard, "
              "init_args: {check_every_n_steps: 1, loss_factor: 0}}]")
-    run_dir = run(*MNIST, "--optimizer.lr", "1000000", "--trainer.limit_train_batches", "30",
+    run_dir = run(*mnist, "--optimizer.lr", "1000000", "--trainer.limit_train_batches", "30",
                   "--trainer.logger", "false", "--trainer.callbacks", guard, root=tmp_path / "runs")
     result = metrics(run_dir)
     assert result["status"] == "diverged" and result["global_step"] < 30
