@@ -16,6 +16,7 @@ from lightning.pytorch import LightningDataModule
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
 from core.errors import UserError
+from datamodules.splits import split_indices
 from core.task import Task
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -77,22 +78,13 @@ class BaseDataModule(LightningDataModule):
             self.splits = splits
 
     def hold_out(self, split: Split) -> tuple[Split, Split]:
-        """Carve a validation split off ``split``, stratified by class, seeded."""
+        """Carve a validation split off ``split``: ``val_fraction`` of every class, seeded
+        by ``split_seed`` (see :mod:`datamodules.splits`)."""
         inputs, targets = split
-        generator = torch.Generator().manual_seed(self.split_seed)
-        order = torch.randperm(len(targets), generator=generator)
-        if self.task == "regression":
-            n_val = max(1, round(self.val_fraction * len(targets)))
-            val_index, train_index = order[:n_val], order[n_val:]
-        else:
-            # Within each class, take the first val_fraction of a shuffled order.
-            shuffled = targets[order]
-            val_mask = torch.zeros(len(targets), dtype=torch.bool)
-            for label in shuffled.unique():
-                members = order[shuffled == label]
-                val_mask[members[: max(1, round(self.val_fraction * len(members)))]] = True
-            val_index, train_index = val_mask.nonzero().squeeze(1), (~val_mask).nonzero().squeeze(1)
-        return (inputs[train_index], targets[train_index]), (inputs[val_index], targets[val_index])
+        index = split_indices(targets, {"val": self.val_fraction}, self.split_seed,
+                              stratify=self.task != "regression")
+        return ((inputs[index["train"]], targets[index["train"]]),
+                (inputs[index["val"]], targets[index["val"]]))
 
     @property
     def has_test(self) -> bool:
@@ -195,8 +187,9 @@ class ImageDataModule(BaseDataModule):
                 ``alternate`` (each image mirrored on every other epoch, from a random start).
             See :class:`BaseDataModule` for the others.
         """
-        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed,
-                         keep_on_device)
+        super().__init__(data_dir=data_dir, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, val_fraction=val_fraction,
+                         split_seed=split_seed, keep_on_device=keep_on_device)
         self.flip = flip
         self.translate = translate
         self.cutout = cutout

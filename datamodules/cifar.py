@@ -46,8 +46,10 @@ class CIFAR10DataModule(ImageDataModule):
                 ``$NETSCOPE_CACHE_DIR`` or ``~/.cache/netscope``).
             See :class:`datamodules.base.ImageDataModule` for the others.
         """
-        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed,
-                         flip, translate, cutout, flip_mode, keep_on_device)
+        super().__init__(data_dir=data_dir, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, val_fraction=val_fraction,
+                         split_seed=split_seed, flip=flip, translate=translate, cutout=cutout,
+                         flip_mode=flip_mode, keep_on_device=keep_on_device)
         self.cache_dir = cache_dir
 
     @property

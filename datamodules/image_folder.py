@@ -16,6 +16,7 @@ from datamodules.augment import random_flip
 from datamodules.base import FlipMode, ImageDataModule, Split
 from datamodules.image_cache import DecodedImages, decode_class_folder, decode_folder, scan_class_folder
 from core.errors import UserError
+from datamodules.splits import split_indices
 
 #: Sub-folder names that mark a folder already split into train/validation/test.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -75,8 +76,10 @@ class ImageFolderDataModule(ImageDataModule):
                             f"(images left to train on).")
         if image_size < 1:
             raise UserError(f"image_size must be a positive number of pixels, got {image_size}.")
-        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed,
-                         flip, translate, cutout, flip_mode, keep_on_device)
+        super().__init__(data_dir=data_dir, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, val_fraction=val_fraction,
+                         split_seed=split_seed, flip=flip, translate=translate, cutout=cutout,
+                         flip_mode=flip_mode, keep_on_device=keep_on_device)
         self.image_size = image_size
         self.vflip = vflip
         self.test_fraction = test_fraction
@@ -133,27 +136,12 @@ class ImageFolderDataModule(ImageDataModule):
         return [name for name in self.class_names if (folder / name).is_dir()]
 
     def stratified_split(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Split]:
-        """Seeded split of every class into test, val and train shares (``*_fraction``).
-
-        Each class is shuffled by its own seeded permutation, so a class's split does not
-        depend on how many images the other classes have.
-        """
-        parts: dict[str, list[torch.Tensor]] = {"train": [], "val": [], "test": []}
-        for label in range(self.num_classes):
-            members = (labels == label).nonzero().squeeze(1)
-            generator = torch.Generator().manual_seed(self.split_seed * 1_000_003 + label)
-            members = members[torch.randperm(len(members), generator=generator)]
-            n_test = _share(len(members), self.test_fraction)
-            n_val = _share(len(members) - n_test, self.val_fraction / (1 - self.test_fraction))
-            parts["test"].append(members[:n_test])
-            parts["val"].append(members[n_test:n_test + n_val])
-            parts["train"].append(members[n_test + n_val:])
-        splits = {}
-        for split, pieces in parts.items():
-            index = torch.cat(pieces).sort().values
-            if len(index) or split != "test":
-                splits[split] = (images[index], labels[index])
-        return splits
+        """Test, validation and training shares (``test_fraction``, ``val_fraction``) of
+        every class, seeded by ``split_seed`` (see :mod:`datamodules.splits`)."""
+        index = split_indices(labels, {"test": self.test_fraction, "val": self.val_fraction},
+                              self.split_seed)
+        return {split: (images[rows], labels[rows]) for split, rows in index.items()
+                if len(rows) or split != "test"}
 
     def setup(self, stage: str) -> None:
         splits = self.splits if self.splits is not None else {}
@@ -220,11 +208,3 @@ class ImageFolderDataModule(ImageDataModule):
                           f"these are resized to {self.image_size}px.", stacklevel=2)
         if state_dict.get("mean"):
             self._set_normalization(state_dict["mean"], state_dict["std"])
-
-
-def _share(count: int, fraction: float) -> int:
-    """``round(fraction * count)``, at least 1 when the fraction is positive and the class
-    has images to spare, so that a small class still appears in every split."""
-    if fraction <= 0:
-        return 0
-    return min(max(1, round(fraction * count)), max(count - 1, 0))

@@ -32,8 +32,9 @@ class MNISTDataModule(ImageDataModule):
         cutout: int = 0,
     ) -> None:
         """See :class:`datamodules.base.ImageDataModule` for the arguments."""
-        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed,
-                         flip, translate, cutout)
+        super().__init__(data_dir=data_dir, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, val_fraction=val_fraction,
+                         split_seed=split_seed, flip=flip, translate=translate, cutout=cutout)
 
     def prepare_data(self) -> None:
         self._read(train=True)
@@ -71,5 +72,6 @@ class FashionMNISTDataModule(MNISTDataModule):
         cutout: int = 0,
     ) -> None:
         """See :class:`datamodules.base.ImageDataModule` for the arguments."""
-        super().__init__(data_dir, batch_size, eval_batch_size, val_fraction, split_seed,
-                         flip, translate, cutout)
+        super().__init__(data_dir=data_dir, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, val_fraction=val_fraction,
+                         split_seed=split_seed, flip=flip, translate=translate, cutout=cutout)

@@ -31,7 +31,7 @@ class XORDataModule(BaseDataModule):
             task: how the target is posed (see :data:`core.task.Task`).
             repeats: copies of the four points per training epoch.
         """
-        super().__init__(data_dir, batch_size, eval_batch_size=4)
+        super().__init__(data_dir=data_dir, batch_size=batch_size, eval_batch_size=4)
         self.task = task
         self.repeats = repeats
         self.num_classes = 1 if task == "regression" else 2
