@@ -60,18 +60,6 @@ class FashionMNISTDataModule(MNISTDataModule):
     mean = (0.2860,)
     std = (0.3530,)
 
-    def __init__(
-        self,
-        data_dir: str = "data/fashion-mnist",
-        batch_size: int = 64,
-        eval_batch_size: int | None = 1000,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        flip: bool = False,
-        translate: int = 0,
-        cutout: int = 0,
-    ) -> None:
-        """See :class:`datamodules.base.ImageDataModule` for the arguments."""
-        super().__init__(data_dir=data_dir, batch_size=batch_size,
-                         eval_batch_size=eval_batch_size, val_fraction=val_fraction,
-                         split_seed=split_seed, flip=flip, translate=translate, cutout=cutout)
+    def __init__(self, data_dir: str = "data/fashion-mnist", **kwargs) -> None:
+        """Only the default ``data_dir`` differs; see :class:`MNISTDataModule`."""
+        super().__init__(data_dir=data_dir, **kwargs)
