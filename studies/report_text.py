@@ -1,18 +1,20 @@
-"""``report.md``: the study's setup, one table row per run, notes and figures."""
+"""``report.md``: the setup, one row per setting (mean ± std over seeds), the tested
+differences, one row per run, notes that explain the runs that fell behind, and figures."""
 
 import json
+import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from studies.expand import label_part
+from studies.expand import SEED
 from studies.index import StudyIndex
-from studies.runner import format_seconds
-
-if TYPE_CHECKING:
-    from studies.report import Row
+from studies.rows import Row
+from studies.stats import ALPHA, Comparison, Setting, Spread, best_group
+from studies.text import format_seconds, number, percent, short
 
 #: Settings stated in the setup section when every run shares them (label per dotted key).
 SETUP_KEYS = {
@@ -38,34 +40,49 @@ SETUP_KEYS = {
     "trainer.precision": "precision",
     "seed_everything": "seed",
 }
+#: Per figure: the metric prefixes it draws and the callback that logs them.
+DIAGNOSTICS = {
+    "gradients": (("grad_norm/",), "callbacks.GradientNorms", "gradient norms"),
+    "activations": (("act_saturated/", "act_dead/"), "callbacks.ActivationStatistics",
+                    "saturated or dead fractions"),
+}
 
 
-def markdown(study: str, index: StudyIndex, rows: list["Row"], names: list[str],
-             figures: dict[str, Path | None], folder: Path) -> str:
+@dataclass
+class Inputs:
+    """Everything the report states, gathered by :func:`studies.report.write_report`."""
+
+    study: str
+    index: StudyIndex
+    rows: list[Row]
+    names: list[str]
+    settings: list[Setting]
+    metric: str
+    goal: str
+    comparisons: list[Comparison]
+    order: list[Setting]  # the settings with the metric, best mean first
+    figures: dict[str, Path | None]
+    folder: Path
+
+
+def markdown(inputs: Inputs) -> str:
     """The whole ``report.md``."""
-    lines = [f"# Study: {study}", ""]
-    description = _description(index.source)
+    lines = [f"# Study: {inputs.study}", ""]
+    description = _description(inputs.index.source)
     if description:
         lines += [description, ""]
-    if index.source:
-        lines += [f"Study file: `{index.source}`. Rebuild this report with "
-                  f"`python -m studies report {folder}`.", ""]
-    lines += ["## Setup", "", *_setup(rows, names), ""]
-    lines += ["## Runs", "", *_table(rows, names), ""]
-    notes = _notes(rows)
+    if inputs.index.source:
+        lines += [f"Study file: `{inputs.index.source}`. Rebuild this report with "
+                  f"`python -m studies report {inputs.folder}`.", ""]
+    lines += ["## Setup", "", *_setup(inputs), ""]
+    lines += ["## Settings (mean ± std over seeds)", "", *_settings_table(inputs), ""]
+    lines += ["## Which differences are real", "", *_verdicts(inputs), ""]
+    lines += ["## Runs", "", *_runs_table(inputs), ""]
+    notes = _notes(inputs)
     if notes:
         lines += ["## Notes", "", *notes, ""]
-    lines += ["## Figures", "", *_figures(figures, folder), ""]
+    lines += ["## Figures", "", *_figures(inputs), ""]
     return "\n".join(lines)
-
-
-def short(value: Any) -> str:
-    """A value as a table shows it: class paths as class names, long equal lists folded."""
-    if isinstance(value, list) and len(value) > 4 and len({json.dumps(v) for v in value}) == 1:
-        return f"{len(value)} x {value[0]}"
-    if isinstance(value, str):
-        return label_part("", value)
-    return "" if value is None else str(value)
 
 
 def _description(source: str) -> str:
@@ -75,79 +92,227 @@ def _description(source: str) -> str:
         return ""
 
 
-def _setup(rows: list["Row"], names: list[str]) -> list[str]:
+def _setup(inputs: Inputs) -> list[str]:
+    rows, names = inputs.rows, inputs.names
     configs = [row.config for row in rows if row.config]
     lines = []
     for key, label in SETUP_KEYS.items():
         values = {json.dumps(c.get(key), sort_keys=True, default=str) for c in configs if key in c}
         if len(values) == 1 and not any(n == key or n.startswith(key + ".") for n in names):
-            value = configs[0].get(key) if key in configs[0] else next(c[key] for c in configs if key in c)
+            value = next(c[key] for c in configs if key in c)
             if value is not None:
                 lines.append(f"- {label}: `{short(value)}`")
     if names:
         lines.append("- varied: " + ", ".join(f"`{n}`" for n in names))
+    seeds = sorted({str(row.seed) for row in rows if row.seed is not None})
+    if seeds:
+        lines.append(f"- seeds: {', '.join(seeds)} ({len(inputs.settings)} settings x "
+                     f"{len(seeds)} seeds = {len(rows)} runs)")
     times = [row.elapsed_s for row in rows if row.elapsed_s is not None]
-    if times:
-        lines.append(f"- wall time: {format_seconds(sum(times))} for {len(times)} runs, one after "
-                     f"another (each run's process: start-up, training, test; longest "
-                     f"{format_seconds(max(times))})")
+    sessions = [s for s in inputs.index.sessions if s.get("runs")]
+    if times and sessions:
+        ways = sorted({(s["jobs"], s["threads"]) for s in sessions})
+        lines.append(
+            f"- wall time: {format_seconds(sum(s['wall_s'] for s in sessions))} for "
+            f"{sum(s['runs'] for s in sessions)} runs, "
+            + " / ".join(f"{jobs} at a time with {threads} torch thread{'s' * (threads > 1)} each"
+                         for jobs, threads in ways)
+            + f" (each run's process, start-up to test: {format_seconds(min(times))} to "
+              f"{format_seconds(max(times))})")
     return lines
 
 
-def _table(rows: list["Row"], names: list[str]) -> list[str]:
-    header = ["run", *names, "status", "val/acc %", "test/acc %", "train/loss", "val/loss",
-              "wall time", "init_checksum"]
+def _cell(spread: Spread | None, scale: float, digits: int) -> str:
+    if spread is None:
+        return ""
+    std = "" if math.isnan(spread.std) else f" ± {scale * spread.std:.{digits}f}"
+    return f"{scale * spread.mean:.{digits}f}{std}"
+
+
+def _range(spread: Spread | None, scale: float, digits: int) -> str:
+    return "" if spread is None else f"{scale * spread.min:.{digits}f} – {scale * spread.max:.{digits}f}"
+
+
+def _findings_cell(setting: Setting) -> str:
+    counts = setting.finding_counts()
+    if counts is None:
+        return "doctor did not run"
+    if not counts:
+        return "none"
+    return ", ".join(f"{code} {n}/{len(setting.rows)}" for code, n in counts.items())
+
+
+def _settings_table(inputs: Inputs) -> list[str]:
+    names = [n for n in inputs.names if n != SEED]
+    header = ["setting", *names, "seeds", "val/acc %", "val/acc range", "test/acc %",
+              "train/loss", "val/loss", "findings (seeds)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
+    for setting in inputs.settings:
+        counted = setting.spread(inputs.metric)
+        seeds = f"{counted.n if counted else 0}/{len(setting.rows)}"
+        cells = [setting.label, *[short(setting.values.get(n)) for n in names], seeds,
+                 _cell(setting.spread("val/acc"), 100, 2), _range(setting.spread("val/acc"), 100, 2),
+                 _cell(setting.spread("test/acc"), 100, 2), _cell(setting.spread("train/loss"), 1, 4),
+                 _cell(setting.spread("val/loss"), 1, 4), _findings_cell(setting)]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    lines += ["", "Seeds: runs whose final metric counts / runs of the setting. ± is the sample "
+              "standard deviation over seeds; range is the lowest to the highest seed."]
+    return lines
+
+
+def _claim(c: Comparison, inputs: Inputs, seeds: int) -> str:
+    scale, unit = (100, " points") if inputs.metric.endswith("acc") else (1, "")
+    test = (f"Welch's t = {c.t:.2f}, p = {c.p:.3g}, Holm-adjusted p = {c.p_holm:.3g}"
+            if math.isfinite(c.t) else f"p = {c.p:.3g}")
+    note = f"; {c.note}" if c.note else ""
+    if c.verdict == "better":
+        better = "higher" if inputs.goal == "maximize" else "lower"
+        return (f"- **{c.first}** beats **{c.second}**: {inputs.metric} {better} by "
+                f"{abs(scale * c.difference):.2f}{unit} ({test}{note}).")
+    if c.verdict == "indistinguishable":
+        return (f"- {c.first} and {c.second} are indistinguishable at {seeds} seeds "
+                f"(difference {scale * c.difference:+.2f}{unit}; {test}{note}).")
+    return f"- {c.first} vs {c.second}: not tested ({c.note})."
+
+
+def _verdicts(inputs: Inputs) -> list[str]:
+    if len(inputs.order) < 2:
+        return [f"Fewer than two settings have a final `{inputs.metric}`: nothing to compare."]
+    seeds = min(s.spread(inputs.metric).n for s in inputs.order)
+    pairs = len(inputs.comparisons)
+    lines = [f"Each pair of settings is compared on the final `{inputs.metric}` of its seeds "
+             f"(goal: {inputs.goal}) with Welch's two-sided t-test; the p-values are "
+             f"Holm-corrected over the {pairs} pair{'s' * (pairs != 1)}, and a difference is "
+             f"claimed only where the corrected p < {ALPHA}. Anything else is within the "
+             f"seed-to-seed noise at this number of seeds.", ""]
+    tied = best_group(inputs.comparisons, inputs.order)
+    if len(tied) == 1:
+        lines.append(f"Best: **{tied[0]}**, ahead of every other setting by the test.")
+    else:
+        lines.append(f"Best mean: {tied[0]}; the test cannot tell it from "
+                     f"{', '.join(tied[1:])} at {seeds} seeds, so no winner among "
+                     f"{', '.join(tied)} is claimed.")
+    lines.append("")
+    claims = [c for c in inputs.comparisons if c.verdict == "better"]
+    others = [c for c in inputs.comparisons if c.verdict != "better"]
+    lines += [_claim(c, inputs, seeds) for c in claims + others]
+    return lines
+
+
+def _runs_table(inputs: Inputs) -> list[str]:
+    header = ["run", "setting", "seed", "status", "val/acc %", "test/acc %", "train/loss",
+              "val/loss", "wall time", "init_checksum", "findings"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in inputs.rows:
         s = row.summary
-        cells = [row.label, *[short(row.values.get(n)) for n in names], row.status,
-                 _percent(s.get("val/acc")), _percent(s.get("test/acc")),
-                 _number(s.get("train/loss")), _number(s.get("val/loss")),
-                 format_seconds(row.elapsed_s if row.elapsed_s is not None else s.get("wall_time_s", 0.0)),
-                 f"`{s['init_checksum']}`" if s.get("init_checksum") else ""]
+        elapsed = row.elapsed_s if row.elapsed_s is not None else s.get("wall_time_s")
+        findings = ("doctor did not run" if row.findings is None else
+                    ", ".join(f.get("code", "?") for f in row.findings) or "none")
+        cells = [row.label, row.setting, short(row.seed), row.status, percent(s.get("val/acc")),
+                 percent(s.get("test/acc")), number(s.get("train/loss")), number(s.get("val/loss")),
+                 format_seconds(elapsed) if isinstance(elapsed, (int, float)) else "",
+                 f"`{s['init_checksum']}`" if s.get("init_checksum") else "", findings]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return lines
 
 
-def _notes(rows: list["Row"]) -> list[str]:
-    notes = [f"- `{row.label}` {row.status}: {row.reason or 'no reason recorded'}"
-             for row in rows if row.status != "completed"]
+def _notes(inputs: Inputs) -> list[str]:
+    return [*_behind(inputs), *_checksums(inputs.rows), *_doctor_absent(inputs.rows)]
+
+
+def _behind(inputs: Inputs) -> list[str]:
+    """Each run that failed, stalled or lagged, explained in the words of its findings."""
+    best = inputs.order[0].label if inputs.order else None
+    lagging = {c.second: c for c in inputs.comparisons if c.first == best and c.verdict == "better"}
+    notes = []
+    for row in inputs.rows:
+        codes = [f.get("code") for f in row.findings or []]
+        if row.status not in ("completed",):
+            why = f"{row.status}: {row.reason or 'no reason recorded'}"
+        elif "not_learning" in codes:
+            why = "stalled (the doctor found it not learning)"
+        elif row.setting in lagging:
+            c = lagging[row.setting]
+            why = f"its setting lags {best} (p = {c.p:.3g}, Holm-adjusted {c.p_holm:.3g})"
+        else:
+            continue
+        if row.findings is None:
+            words = "the doctor did not run (no `findings` in its metrics.json), so there is no diagnosis"
+        elif not row.findings:
+            words = "the doctor raised no finding"
+        else:
+            words = "; ".join(f"{f.get('code')} at {f.get('where')} (step {f.get('step')}): "
+                              f"{f.get('message', '')}".rstrip(": ") for f in row.findings)
+        notes.append(f"- `{row.label}` {why}. Doctor: {words}")
+    return notes
+
+
+def _checksums(rows: list[Row]) -> list[str]:
+    """What the init_checksums say, and only that: runs without one are named as such."""
     groups: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         if row.summary.get("init_checksum"):
             groups[row.summary["init_checksum"]].append(row.label)
-    if len(rows) > 1 and groups:
-        if len(groups) == 1 and len(next(iter(groups.values()))) == len(rows):
-            notes.append("- Every run started from the same initial weights (one `init_checksum`).")
-        else:
-            shared = [labels for labels in groups.values() if len(labels) > 1]
-            notes += [f"- Same initial weights (`init_checksum`): {', '.join(labels)}." for labels in shared]
-            if not shared:
-                notes.append("- Every run started from different initial weights.")
+    without = [row.label for row in rows if not row.summary.get("init_checksum")]
+    notes = []
+    if len(groups) == 1 and len(next(iter(groups.values()))) > 1:
+        notes.append(f"- Every run with an `init_checksum` started from the same initial weights "
+                     f"({len(next(iter(groups.values())))} runs).")
+    elif groups:
+        shared = [labels for labels in groups.values() if len(labels) > 1]
+        notes += [f"- Same initial weights (`init_checksum`): {', '.join(labels)}." for labels in shared]
+        if not shared:
+            notes.append(f"- The {sum(map(len, groups.values()))} runs with an `init_checksum` all "
+                         f"started from different initial weights.")
+    if without:
+        notes.append(f"- No `init_checksum` (the run ended before training started): {', '.join(without)}.")
     return notes
 
 
-def _figures(figures: dict[str, Path | None], folder: Path) -> list[str]:
+def _doctor_absent(rows: list[Row]) -> list[str]:
+    missing = [row.label for row in rows if row.findings is None and row.status != "failed"]
+    if not missing:
+        return []
+    which = "any run" if len(missing) == len(rows) else ", ".join(missing)
+    return [f"- The doctor did not run for {which} (no `findings` in metrics.json): "
+            "no finding here means not checked, not healthy."]
+
+
+def _figures(inputs: Inputs) -> list[str]:
     captions = {
-        "curves": ("Training loss and validation accuracy, all runs",
-                   "No loss or accuracy history was found (no `csv/metrics.csv` in the runs)."),
-        "gradients": ("Gradient norm per layer and run (dashed: all parameters together)",
-                      "No gradient norms were logged: the runs had no `grad_norm/*` metrics "
-                      "(turn on the gradient-norm diagnostics)."),
-        "activations": ("Saturated (solid) or dead (dashed) fraction of units per layer and run",
-                        "No activation statistics were logged: the runs had no `act_saturated/*` "
-                        "or `act_dead/*` metrics (turn on the activation diagnostics)."),
+        "curves": "Training loss and validation accuracy per setting: mean over seeds (line), "
+                  "min to max over seeds (band)",
+        "gradients": "Gradient norm per layer and setting (dashed: all parameters together): "
+                     "mean over seeds, band min to max",
+        "activations": "Saturated (solid) or dead (dashed) fraction of units per layer and "
+                       "setting: mean over seeds, band min to max",
     }
     lines = []
-    for key, (caption, missing) in captions.items():
-        path = figures.get(key)
-        lines += [f"![{caption}]({path.relative_to(folder)})" if path else missing, ""]
+    for key, caption in captions.items():
+        path = inputs.figures.get(key)
+        lines += [f"![{caption}]({path.relative_to(inputs.folder)})" if path
+                  else _missing(key, inputs.rows), ""]
     return lines
 
 
-def _percent(value: Any) -> str:
-    return f"{100 * value:.2f}" if isinstance(value, (int, float)) else ""
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+def _missing(figure: str, rows: list[Row]) -> str:
+    """Why a figure has no data, from the runs' own files: the real cause first."""
+    if not any(row.run_dir and (row.run_dir / "csv" / "metrics.csv").exists() for row in rows):
+        return (f"No {figure} figure: no run has a scalar history (`csv/metrics.csv`); "
+                "the runs failed early or ran without the CSV logger.")
+    if figure == "curves":
+        return "No curves: the runs logged no `train/loss` or `val/acc`."
+    prefixes, callback, what = DIAGNOSTICS[figure]
+    configs = [row.config for row in rows if row.config]
+    if configs and not any(callback in json.dumps(c.get("trainer.callbacks")) for c in configs):
+        return f"No {what}: the runs had no `{callback}` among `trainer.callbacks`."
+    steps = [row.summary.get("global_step") for row in rows if isinstance(row.summary.get("global_step"), int)]
+    every = max((c.get("trainer.log_every_n_steps") or 50 for c in configs), default=50)
+    if steps and max(steps) < every:
+        return (f"No {what}: the runs took at most {max(steps)} optimizer steps, fewer than "
+                f"`trainer.log_every_n_steps` ({every}), so no logging step came; lower it, e.g. "
+                f"`-- --trainer.log_every_n_steps {max(1, max(steps) // 4)}`.")
+    if figure == "activations":
+        return ("No saturated or dead fractions: none of the runs' activation layers saturates "
+                "(sigmoid, tanh) or outputs exact zeros (ReLU), the only kinds these are logged for.")
+    return f"No {what}: the runs' `csv/metrics.csv` holds no `{prefixes[0]}*` values."
