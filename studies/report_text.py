@@ -3,15 +3,14 @@ differences, one row per run, notes that explain the runs that fell behind, and 
 
 import json
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from studies.expand import SEED
 from studies.index import StudyIndex
+from studies.notes import behind, checksums, doctor_absent, missing
 from studies.rows import Row
 from studies.stats import ALPHA, Comparison, Setting, Spread, best_group
 from studies.text import format_seconds, number, percent, short
@@ -40,14 +39,6 @@ SETUP_KEYS = {
     "trainer.precision": "precision",
     "seed_everything": "seed",
 }
-#: Per figure: the metric prefixes it draws and the callback that logs them.
-DIAGNOSTICS = {
-    "gradients": (("grad_norm/",), "callbacks.GradientNorms", "gradient norms"),
-    "activations": (("act_saturated/", "act_dead/"), "callbacks.ActivationStatistics",
-                    "saturated or dead fractions"),
-}
-
-
 @dataclass
 class Inputs:
     """Everything the report states, gathered by :func:`studies.report.write_report`."""
@@ -106,8 +97,8 @@ def _setup(inputs: Inputs) -> list[str]:
         lines.append("- varied: " + ", ".join(f"`{n}`" for n in names))
     seeds = sorted({str(row.seed) for row in rows if row.seed is not None})
     if seeds:
-        lines.append(f"- seeds: {', '.join(seeds)} ({len(inputs.settings)} settings x "
-                     f"{len(seeds)} seeds = {len(rows)} runs)")
+        lines.append(f"- seeds: {', '.join(seeds)} ({len(inputs.settings)} settings, "
+                     f"{len(rows)} runs)")
     times = [row.elapsed_s for row in rows if row.elapsed_s is not None]
     sessions = [s for s in inputs.index.sessions if s.get("runs")]
     if times and sessions:
@@ -119,6 +110,10 @@ def _setup(inputs: Inputs) -> list[str]:
                          for jobs, threads in ways)
             + f" (each run's process, start-up to test: {format_seconds(min(times))} to "
               f"{format_seconds(max(times))})")
+    elif times:  # a study folder from before the runner recorded its sessions
+        lines.append(f"- run time: {format_seconds(sum(times))} for {len(times)} runs together "
+                     f"(each run's process, start-up to test: {format_seconds(min(times))} to "
+                     f"{format_seconds(max(times))})")
     return lines
 
 
@@ -217,65 +212,8 @@ def _runs_table(inputs: Inputs) -> list[str]:
 
 
 def _notes(inputs: Inputs) -> list[str]:
-    return [*_behind(inputs), *_checksums(inputs.rows), *_doctor_absent(inputs.rows)]
-
-
-def _behind(inputs: Inputs) -> list[str]:
-    """Each run that failed, stalled or lagged, explained in the words of its findings."""
-    best = inputs.order[0].label if inputs.order else None
-    lagging = {c.second: c for c in inputs.comparisons if c.first == best and c.verdict == "better"}
-    notes = []
-    for row in inputs.rows:
-        codes = [f.get("code") for f in row.findings or []]
-        if row.status not in ("completed",):
-            why = f"{row.status}: {row.reason or 'no reason recorded'}"
-        elif "not_learning" in codes:
-            why = "stalled (the doctor found it not learning)"
-        elif row.setting in lagging:
-            c = lagging[row.setting]
-            why = f"its setting lags {best} (p = {c.p:.3g}, Holm-adjusted {c.p_holm:.3g})"
-        else:
-            continue
-        if row.findings is None:
-            words = "the doctor did not run (no `findings` in its metrics.json), so there is no diagnosis"
-        elif not row.findings:
-            words = "the doctor raised no finding"
-        else:
-            words = "; ".join(f"{f.get('code')} at {f.get('where')} (step {f.get('step')}): "
-                              f"{f.get('message', '')}".rstrip(": ") for f in row.findings)
-        notes.append(f"- `{row.label}` {why}. Doctor: {words}")
-    return notes
-
-
-def _checksums(rows: list[Row]) -> list[str]:
-    """What the init_checksums say, and only that: runs without one are named as such."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        if row.summary.get("init_checksum"):
-            groups[row.summary["init_checksum"]].append(row.label)
-    without = [row.label for row in rows if not row.summary.get("init_checksum")]
-    notes = []
-    if len(groups) == 1 and len(next(iter(groups.values()))) > 1:
-        notes.append(f"- Every run with an `init_checksum` started from the same initial weights "
-                     f"({len(next(iter(groups.values())))} runs).")
-    elif groups:
-        shared = [labels for labels in groups.values() if len(labels) > 1]
-        notes += [f"- Same initial weights (`init_checksum`): {', '.join(labels)}." for labels in shared]
-        if not shared:
-            notes.append(f"- The {sum(map(len, groups.values()))} runs with an `init_checksum` all "
-                         f"started from different initial weights.")
-    if without:
-        notes.append(f"- No `init_checksum` (the run ended before training started): {', '.join(without)}.")
-    return notes
-
-
-def _doctor_absent(rows: list[Row]) -> list[str]:
-    missing = [row.label for row in rows if row.findings is None and row.status != "failed"]
-    if not missing:
-        return []
-    which = "any run" if len(missing) == len(rows) else ", ".join(missing)
-    return [f"- The doctor did not run for {which} (no `findings` in metrics.json): "
-            "no finding here means not checked, not healthy."]
+    return [*behind(inputs.rows, inputs.order, inputs.comparisons), *checksums(inputs.rows),
+            *doctor_absent(inputs.rows)]
 
 
 def _figures(inputs: Inputs) -> list[str]:
@@ -291,28 +229,5 @@ def _figures(inputs: Inputs) -> list[str]:
     for key, caption in captions.items():
         path = inputs.figures.get(key)
         lines += [f"![{caption}]({path.relative_to(inputs.folder)})" if path
-                  else _missing(key, inputs.rows), ""]
+                  else missing(key, inputs.rows), ""]
     return lines
-
-
-def _missing(figure: str, rows: list[Row]) -> str:
-    """Why a figure has no data, from the runs' own files: the real cause first."""
-    if not any(row.run_dir and (row.run_dir / "csv" / "metrics.csv").exists() for row in rows):
-        return (f"No {figure} figure: no run has a scalar history (`csv/metrics.csv`); "
-                "the runs failed early or ran without the CSV logger.")
-    if figure == "curves":
-        return "No curves: the runs logged no `train/loss` or `val/acc`."
-    prefixes, callback, what = DIAGNOSTICS[figure]
-    configs = [row.config for row in rows if row.config]
-    if configs and not any(callback in json.dumps(c.get("trainer.callbacks")) for c in configs):
-        return f"No {what}: the runs had no `{callback}` among `trainer.callbacks`."
-    steps = [row.summary.get("global_step") for row in rows if isinstance(row.summary.get("global_step"), int)]
-    every = max((c.get("trainer.log_every_n_steps") or 50 for c in configs), default=50)
-    if steps and max(steps) < every:
-        return (f"No {what}: the runs took at most {max(steps)} optimizer steps, fewer than "
-                f"`trainer.log_every_n_steps` ({every}), so no logging step came; lower it, e.g. "
-                f"`-- --trainer.log_every_n_steps {max(1, max(steps) // 4)}`.")
-    if figure == "activations":
-        return ("No saturated or dead fractions: none of the runs' activation layers saturates "
-                "(sigmoid, tanh) or outputs exact zeros (ReLU), the only kinds these are logged for.")
-    return f"No {what}: the runs' `csv/metrics.csv` holds no `{prefixes[0]}*` values."
