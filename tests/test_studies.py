@@ -22,7 +22,7 @@ from main import main as netscope
 from studies.cli import main as studies
 from studies.index import Entry, StudyIndex
 from studies.report import write_report
-from studies.expand import expand, format_args, labels
+from studies.expand import combo_key, expand, format_args, labels, setting
 from studies.spec import load_study, sweep_config_problems
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,9 +149,11 @@ def test_study_killed_mid_run_resumes_with_the_same_command(tmp_path):
     command = [sys.executable, "-m", "studies", "run", str(study), "--out", str(out), "--threads-per-run", "1"]
     env = os.environ | {"PYTHONPATH": str(REPO)}
     runner = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list((out / "runs").glob("*/config.yaml")) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 600  # generous: a loaded machine starts processes slowly
+    while not list((out / "runs").glob("*/config.yaml")) and runner.poll() is None:
+        assert time.monotonic() < deadline, "the study's run did not start"
         time.sleep(0.2)  # the run has started fitting
+    assert runner.poll() is None, "the study ended before it could be killed"
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     killed = list((out / "runs").iterdir())
@@ -190,8 +192,10 @@ def test_shipped_study_is_a_valid_sweep_whose_runs_parse(path, capsys):
     assert study.program == "main.py" and (REPO / command[5]).exists()
     combos = expand(study)
     assert len(set(labels(combos, study.name))) == len(combos) > 1
-    # Every run's arguments, exactly as wandb agent would pass them, parse in main.py.
-    for combo in combos:
+    assert len(combos) >= 3 * len({combo_key(setting(combo)) for combo in combos})  # >= 3 seeds each
+    # Every setting's arguments, exactly as wandb agent would pass them, parse in main.py
+    # (the seeds of one setting differ only in an integer: one of them is enough).
+    for combo in {combo_key(setting(combo)): combo for combo in combos}.values():
         with pytest.raises(SystemExit) as exit_:
             netscope(["fit", "--config", str(REPO / command[5]), *format_args(combo), "--print_config"])
         assert exit_.value.code in (0, None)
