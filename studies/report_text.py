@@ -174,6 +174,10 @@ def _verdicts(inputs: Inputs) -> list[str]:
     if len(inputs.order) < 2:
         return [f"Fewer than two settings have a final `{inputs.metric}`: nothing to compare."]
     seeds = min(s.spread(inputs.metric).n for s in inputs.order)
+    if all(c.verdict == "untestable" for c in inputs.comparisons):
+        return [f"Not tested: a test needs at least 2 seeds per setting, and these settings have "
+                f"{seeds}. No setting is ranked above another; add seeds to the study "
+                f"(`seed_everything: {{values: [0, 1, 2]}}`) to compare them."]
     pairs = len(inputs.comparisons)
     lines = [f"Each pair of settings is compared on the final `{inputs.metric}` of its seeds "
              f"(goal: {inputs.goal}) with Welch's two-sided t-test; the p-values are "

@@ -20,9 +20,9 @@ from core.history import History
 from figures.study import Group, activation_figure
 from main import main as netscope
 from studies.cli import main as studies
+from studies.expand import combo_key, expand, format_args, labels, setting
 from studies.index import Entry, StudyIndex
 from studies.report import write_report
-from studies.expand import combo_key, expand, format_args, labels, setting
 from studies.spec import load_study, sweep_config_problems
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_runner_runs_grid_in_parallel_survives_failure_skips_done_and_reports(tm
     assert "Same initial weights (`init_checksum`): zeros-init_scale0.5, zeros-init_scale-1.0" in report
     assert "No `init_checksum` (the run ended before training started): normal-init_scale-1.0" in report
     assert "every run" not in report.lower().split("## notes")[1]  # no claim about runs it cannot see
-    assert "not tested (needs at least 2 seeds per setting)" in report
+    assert "Not tested: a test needs at least 2 seeds per setting" in report
     for figure in ("curves.png", "grad_norms.png", "activations.png"):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({figure})" in report
