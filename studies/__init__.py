@@ -2,8 +2,10 @@
 
 A study is a Weights & Biases sweep file (``configs/studies/*.yaml``): it runs online with
 ``wandb sweep`` + ``wandb agent``, or locally with ``python -m studies run``, which runs
-each combination through ``main.py`` in turn, skips those already done, and writes a
-comparison report (``report.csv``, ``report.md``, figures).
+each combination (each setting once per seed) through its own ``main.py`` process, up to
+``--jobs`` at once, skips those already done, and writes a report that aggregates the
+seeds of each setting and claims only the differences a test supports (``report.csv``,
+``runs.csv``, ``report.md``, figures).
 """
 
 from studies.expand import build_command, expand

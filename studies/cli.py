@@ -1,4 +1,4 @@
-"""``python -m studies run STUDY [--out DIR] [-- overrides]``, ``report DIR``, ``check STUDY...``."""
+"""``python -m studies run STUDY [--out DIR] [--jobs N] [-- overrides]``, ``report DIR``, ``check STUDY...``."""
 
 import argparse
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from studies.report import write_report
-from studies.runner import run_study
+from studies.runner import default_threads, run_study
 from studies.spec import load_study
 
 #: Options the runner sets on every run itself.
@@ -17,7 +17,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line: ``run``, ``report`` and ``check``."""
     top = argparse.ArgumentParser(
         prog="python -m studies",
-        description="Run a study (a W&B sweep file) locally, one run after another, and report it.",
+        description="Run a study (a W&B sweep file) locally, each run its own process, and report it.",
         epilog="Overrides after `--` go to every run, e.g. "
                "`-- --data.init_args.data_dir ../shared/data/mnist`.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -27,6 +27,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--count", type=int, help="run at most this many combinations "
                      "(a random study needs this or `run_cap`)")
     run.add_argument("--dry-run", action="store_true", help="print the command lines, run nothing")
+    run.add_argument("--jobs", type=int, default=1, help="run up to N runs at once, each its own "
+                     "process (default 1)")
+    run.add_argument("--threads-per-run", type=int, help="torch threads of each run (default: "
+                     f"the {default_threads(1)} cores divided among the jobs); a run's result "
+                     "depends on it, not on --jobs")
     report = commands.add_parser("report", help="(re)write report.csv, report.md and the figures")
     report.add_argument("folder", type=Path, help="the study folder")
     check = commands.add_parser("check", help="check study files against W&B's sweep format")
@@ -64,12 +69,15 @@ def _run(args: argparse.Namespace, extra: list[str]) -> None:
     if taken:
         raise UserError(f"the runner sets {' and '.join(RUNNER_OPTIONS)} on every run itself; "
                         f"drop {', '.join(taken)} (choose the study folder with --out).")
-    if args.count is not None and args.count < 1:
-        raise UserError("--count must be at least 1.")
+    for option, value in (("--count", args.count), ("--jobs", args.jobs),
+                          ("--threads-per-run", args.threads_per_run)):
+        if value is not None and value < 1:
+            raise UserError(f"{option} must be at least 1 (got {value}).")
     study = load_study(args.study)
     out = args.out or Path("runs") / "studies" / study.name
     try:
-        run_study(study, out, extra, count=args.count, dry_run=args.dry_run)
+        run_study(study, out, extra, count=args.count, dry_run=args.dry_run, jobs=args.jobs,
+                  threads=args.threads_per_run)
     except KeyboardInterrupt:
         print("studies: interrupted; run the same command again to go on "
               "(finished runs are kept and skipped).", file=sys.stderr)

@@ -21,6 +21,9 @@ from core.rundir import slug
 from studies.spec import Study
 
 Combo = dict[str, Any]
+#: The parameter that seeds a run (LightningCLI's ``seed_everything``). Runs that differ
+#: only in it are repetitions of one setting, which the report aggregates.
+SEED = "seed_everything"
 
 _ENVVAR = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")
 
@@ -115,9 +118,23 @@ def leaves(value: Any, prefix: str) -> dict[str, Any]:
     return {prefix: value}
 
 
+def flatten(mapping: dict[str, Any]) -> dict[str, Any]:
+    """A mapping flattened into dotted names down to the leaves of dict values (lists kept
+    whole): a combination, or a run's resolved config."""
+    flat: dict[str, Any] = {}
+    for name, value in mapping.items():
+        flat |= leaves(value, name)
+    return flat
+
+
+def setting(combo: Combo) -> Combo:
+    """The combination without its seed: what runs of one setting share."""
+    return {name: value for name, value in combo.items() if name != SEED}
+
+
 def varying(combos: list[Combo]) -> list[str]:
     """The dotted names (down to the leaves of dict values) whose value differs between runs."""
-    flats = [_flatten(combo) for combo in combos]
+    flats = [flatten(combo) for combo in combos]
     names = list(dict.fromkeys(name for flat in flats for name in flat))
     return [name for name in names
             if len({json.dumps(flat.get(name), sort_keys=True, default=str) for flat in flats}) > 1]
@@ -125,26 +142,21 @@ def varying(combos: list[Combo]) -> list[str]:
 
 def labels(combos: list[Combo], fallback: str) -> list[str]:
     """A short, file-name-safe name per run from what varies: ``relu``, ``Adam-lr0.001``."""
-    names = varying(combos)
+    names = sorted(varying(combos), key=lambda name: name == SEED)  # the seed reads last
     result = []
     for combo in combos:
-        flat = _flatten(combo)
+        flat = flatten(combo)
         parts = [label_part(name, flat[name]) for name in names if name in flat]
         result.append(slug("-".join(parts)) if parts else slug(fallback))
     return result
-
-
-def _flatten(combo: Combo) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for name, value in combo.items():
-        flat |= leaves(value, name)
-    return flat
 
 
 def label_part(name: str, value: Any) -> str:
     """How one value reads in a run's name: class paths as class names, numbers with
     their key (``lr0.01``), lists joined (``hidden_sizes128x64``)."""
     key = name.rsplit(".", 1)[-1]
+    if key == SEED:
+        return f"seed{value}"
     if isinstance(value, str):
         # A class path reads as its class name: torch.optim.Adam -> Adam.
         return value.rsplit(".", 1)[-1] if re.fullmatch(r"[A-Za-z_][\w.]*", value) else value

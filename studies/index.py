@@ -29,6 +29,7 @@ class Entry:
     run_dir: str | None = None  # relative to the study folder
     log: str | None = None  # relative to the study folder
     elapsed_s: float | None = None  # the whole process: start-up, fit, test
+    threads: int | None = None  # torch's intra-op threads of the run's process
 
 
 @dataclass
@@ -39,6 +40,10 @@ class StudyIndex:
     source: str = ""
     order: list[str] = field(default_factory=list)
     entries: dict[str, Entry] = field(default_factory=dict)
+    #: The study's ``metric`` (name and goal), which the report tests settings on.
+    metric: dict[str, str] = field(default_factory=dict)
+    #: One record per invocation that ran something: runs, jobs, threads, wall time.
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, folder: Path, study: str = "") -> "StudyIndex":
@@ -49,11 +54,13 @@ class StudyIndex:
         data = json.loads(path.read_text())
         entries = {key: Entry(**entry) for key, entry in data.get("entries", {}).items()}
         return cls(study=data.get("study", study), source=data.get("source", ""),
-                   order=data.get("order", list(entries)), entries=entries)
+                   order=data.get("order", list(entries)), entries=entries,
+                   metric=data.get("metric", {}), sessions=data.get("sessions", []))
 
     def save(self, folder: Path) -> None:
         """Write the index atomically (an interrupted study never leaves half a file)."""
-        data = {"study": self.study, "source": self.source, "order": self.order,
+        data = {"study": self.study, "source": self.source, "metric": self.metric,
+                "sessions": self.sessions, "order": self.order,
                 "entries": {key: asdict(entry) for key, entry in self.entries.items()}}
         write_json(folder / FILENAME, data)
 
@@ -62,16 +69,19 @@ class StudyIndex:
         return [self.entries[key] for key in self.order if key in self.entries]
 
 
+def is_final(entry: Entry | None, folder: Path) -> bool:
+    """Whether ``entry`` ended in a final outcome that its run directory still confirms
+    (a deleted or half-written run directory is run again)."""
+    if entry is None or entry.status not in FINAL_STATUSES or not entry.run_dir:
+        return False
+    return read_summary(folder / entry.run_dir).get("status") in FINAL_STATUSES
+
+
 def done_earlier(entry: Entry | None, folder: Path, command: list[str]) -> bool:
     """Whether ``entry`` finished earlier, with the same command line (so the same values
     and overrides), and its run directory still confirms a final outcome (a deleted or
     half-written run directory is run again)."""
-    if entry is None or entry.status not in FINAL_STATUSES or not entry.run_dir:
-        return False
-    if entry.command != command:
-        return False
-    summary = read_summary(folder / entry.run_dir)
-    return summary.get("status") in FINAL_STATUSES
+    return entry is not None and entry.command == command and is_final(entry, folder)
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:

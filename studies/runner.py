@@ -1,27 +1,59 @@
-"""Run a study's combinations one after another, each as its own ``main.py`` process.
+"""Run a study's combinations, each as its own ``main.py`` process, up to ``jobs`` at once.
 
 One process per run, as ``wandb agent`` does it: every run starts from a fresh
 interpreter (same seed, same initial weights for the same model), and a run that crashes
-cannot take the study down with it. Runs go one at a time because a CPU machine has
-no cores to spare for a second one.
+cannot take the study down with it. ``jobs`` runs go at once, with the machine's cores
+divided among them (``OMP_NUM_THREADS``, which torch reads at start-up): a run's result
+depends on its own thread count only, never on how many runs share the machine.
+
+A study folder never loses a result: a finished run is never run again or overwritten,
+a rerun with another command line into the same folder is refused, and a study stopped
+in any way (Ctrl+C, ``kill -9``) goes on with the same command.
 """
 
+import ctypes
 import os
 import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
+from core.errors import UserError
 from studies.expand import build_command, combo_key, expand, labels, varying
-from studies.index import Entry, StudyIndex, done_earlier, read_summary
+from studies.index import Entry, StudyIndex, done_earlier, is_final, read_summary
 from studies.spec import Study
+from studies.text import format_seconds
 
 #: How long an interrupted run gets to write its ``metrics.json`` before it is killed.
 INTERRUPT_GRACE_S = 30.0
+#: How often the runner looks whether a run has ended.
+POLL_S = 0.2
 _ERROR_LINE = re.compile(r"^(netscope: error:|error:|[A-Za-z_.]*(Error|Exception)\b)")
+
+
+@dataclass
+class Launched:
+    """A run in progress: its entry, process, log and the run directories before it."""
+
+    number: int
+    entry: Entry
+    process: subprocess.Popen
+    log: IO[str]
+    started: float
+    before: set[Path]
+
+
+def default_threads(jobs: int) -> int:
+    """The cores this process may use, divided among ``jobs`` runs (at least one each)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // jobs)
 
 
 def run_study(
@@ -31,6 +63,8 @@ def run_study(
     count: int | None = None,
     dry_run: bool = False,
     echo: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> StudyIndex:
     """Run every combination of ``study`` not already done, recording each in ``out``.
 
@@ -41,46 +75,97 @@ def run_study(
         count: run at most this many combinations.
         dry_run: print the command lines instead of running them.
         echo: where progress lines go (default: standard output, flushed per line).
+        jobs: how many runs go at once.
+        threads: torch threads per run (default: the cores divided among ``jobs``).
 
     Returns:
-        The study's index, saved in ``out`` after every run.
+        The study's index, saved in ``out`` whenever a run starts or ends.
     """
     echo = echo or (lambda line: print(line, flush=True))  # progress shows as it happens, even in a pipe
+    threads = threads or default_threads(jobs)
     combos = expand(study, count)
     names = labels(combos, study.name)
     index = StudyIndex.load(out, study.name)
-    index.study, index.source = study.name, str(study.path)
-    index.order = [combo_key(combo) for combo in combos]
     commands = [build_command(study, combo, ["--trainer.default_root_dir", str(out / "runs"),
                                              "--run_name", label, *extra])
                 for combo, label in zip(combos, names)]
-    done = sum(done_earlier(index.entries.get(key), out, command)
-               for key, command in zip(index.order, commands))
+    keys = [combo_key(combo) for combo in combos]
+    refuse_other_commands(index, out, keys, commands, names)
+    index.study, index.source = study.name, str(study.path)
+    index.metric = dict(study.metric or {})
+    index.order = keys
+    done = sum(done_earlier(index.entries.get(key), out, command) for key, command in zip(keys, commands))
     echo(f"study {study.name}: {len(combos)} runs ({study.method}; varying "
-         f"{', '.join(varying(combos)) or 'nothing'}), {done} done earlier; output in {out}")
-    started = time.monotonic()
-    for number, (combo, label, command) in enumerate(zip(combos, names, commands), start=1):
-        key = combo_key(combo)
+         f"{', '.join(varying(combos)) or 'nothing'}), {done} done earlier; output in {out}"
+         + ("" if dry_run else f"; {jobs} at a time, {threads} thread{'s' * (threads > 1)} each"))
+    todo = []
+    for number, (key, combo, label, command) in enumerate(zip(keys, combos, names, commands), start=1):
         if done_earlier(index.entries.get(key), out, command):
             echo(progress_line(number, len(combos), index.entries[key], out, note="(done earlier)"))
-            continue
-        if dry_run:
+        elif dry_run:
             echo(shlex.join(command))
-            continue
-        entry = index.entries[key] = Entry(key=key, label=label, values=combo, command=command)
-        try:
-            run_one(entry, out, group=study.name)
-        finally:
-            index.save(out)
-        echo(progress_line(number, len(combos), entry, out))
-    if not dry_run:
+        else:
+            todo.append((number, Entry(key=key, label=label, values=combo, command=command,
+                                       threads=threads)))
+    if dry_run or not todo:
+        return index
+    started = time.monotonic()
+    session = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "runs": 0, "jobs": jobs, "threads": threads, "wall_s": 0.0}
+    index.sessions.append(session)
+    running: list[Launched] = []
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                number, entry = todo.pop(0)
+                index.entries[entry.key] = entry
+                launched = launch(number, entry, out, group=study.name)
+                index.save(out)  # "running": a study killed now runs it again next time
+                if launched is None:
+                    echo(progress_line(number, len(combos), entry, out))
+                else:
+                    running.append(launched)
+            time.sleep(POLL_S)
+            for launched in [run for run in running if run.process.poll() is not None]:
+                running.remove(launched)
+                finish(launched, out)
+                session["runs"] += 1
+                session["wall_s"] = round(time.monotonic() - started, 1)
+                index.save(out)
+                echo(progress_line(launched.number, len(combos), launched.entry, out))
+    except KeyboardInterrupt:
+        for launched in running:
+            stop(launched.process)
+            finish(launched, out)
+        raise
+    finally:
+        session["wall_s"] = round(time.monotonic() - started, 1)
         index.save(out)
-        echo(f"study {study.name}: finished in {format_seconds(time.monotonic() - started)}")
+    echo(f"study {study.name}: finished in {format_seconds(session['wall_s'])}")
     return index
 
 
-def run_one(entry: Entry, out: Path, group: str) -> None:
-    """Run one combination; fill ``entry`` with its run directory, status and time.
+def refuse_other_commands(index: StudyIndex, out: Path, keys: list[str], commands: list[list[str]],
+                          names: list[str]) -> None:
+    """Refuse to run when a finished run of the same combination had another command line
+    (other overrides, another config): running it again would replace a result by
+    another experiment's under the same name."""
+    for key, command, name in zip(keys, commands, names):
+        entry = index.entries.get(key)
+        if is_final(entry, out) and entry.command != command:
+            before = [item for item in entry.command if item not in command]
+            now = [item for item in command if item not in entry.command]
+            raise UserError(
+                f"{out} already holds a finished run of `{name}` made with another command line "
+                f"(it had {shlex.join(before) or 'nothing more'}; this one has "
+                f"{shlex.join(now) or 'nothing more'}). Running it again would put another "
+                f"experiment's result in its place. Give these overrides their own study folder "
+                f"with --out, or delete {out} to start over.")
+
+
+def launch(number: int, entry: Entry, out: Path, group: str) -> Launched | None:
+    """Start one run's process, its output going to ``logs/<label>.log``; ``None`` (and
+    the entry marked failed) when the command cannot start.
 
     The run joins the W&B group ``group`` through ``WANDB_RUN_GROUP``, which
     ``wandb.init`` reads for any configured WandbLogger, and which does nothing when a
@@ -89,34 +174,44 @@ def run_one(entry: Entry, out: Path, group: str) -> None:
     runs, logs = out / "runs", out / "logs"
     runs.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
-    before = set(runs.iterdir())
     log_path = logs / f"{entry.label}.log"
-    entry.log = str(log_path.relative_to(out))
-    started = time.monotonic()
-    with log_path.open("w") as log:
-        log.write(f"$ {shlex.join(entry.command)}\n\n")
-        log.flush()
-        try:
-            process = subprocess.Popen(entry.command, stdout=log, stderr=subprocess.STDOUT,
-                                       env=os.environ | {"WANDB_RUN_GROUP": group})
-        except OSError as error:  # e.g. a `command` naming a program that is not there
-            entry.elapsed_s, entry.status = 0.0, "failed"
-            entry.reason = f"could not start {entry.command[0]}: {error.strerror or error}"
-            log.write(entry.reason + "\n")
-            return
-        try:
-            process.wait()
-        except KeyboardInterrupt:
-            _stop(process)
-            raise
-        finally:
-            entry.elapsed_s = round(time.monotonic() - started, 1)
-            run_dir = _new_run_dir(runs, before, entry.label)
-            entry.run_dir = str(run_dir.relative_to(out)) if run_dir else None
-            entry.status, entry.reason = outcome(run_dir, process.returncode, log_path)
+    entry.log, entry.status, entry.reason = str(log_path.relative_to(out)), "running", None
+    log = log_path.open("w")
+    log.write(f"$ {shlex.join(entry.command)}\n\n")
+    log.flush()
+    threads = str(entry.threads or 1)
+    env = os.environ | {"WANDB_RUN_GROUP": group, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    before = set(runs.iterdir())
+    try:
+        process = subprocess.Popen(entry.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    except OSError as error:  # e.g. a `command` naming a program that is not there
+        entry.elapsed_s, entry.status = 0.0, "failed"
+        entry.reason = f"could not start {entry.command[0]}: {error.strerror or error}"
+        log.write(entry.reason + "\n")
+        log.close()
+        return None
+    return Launched(number, entry, process, log, time.monotonic(), before)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def finish(launched: Launched, out: Path) -> None:
+    """Fill a finished run's entry: its run directory, status, reason and time."""
+    launched.log.close()
+    entry = launched.entry
+    entry.elapsed_s = round(time.monotonic() - launched.started, 1)
+    run_dir = find_run_dir(out / "runs", launched.before, entry.label)
+    entry.run_dir = str(run_dir.relative_to(out)) if run_dir else None
+    entry.status, entry.reason = outcome(run_dir, launched.process.returncode, out / entry.log)
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to kill this run when the runner dies, even by ``kill -9``,
+    so that no orphan goes on writing into the study folder while the study is rerun."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def stop(process: subprocess.Popen) -> None:
     """Let an interrupted run record itself (it got the terminal's SIGINT too), then end it."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -127,10 +222,11 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _new_run_dir(runs: Path, before: set[Path], label: str) -> Path | None:
-    created = sorted(set(runs.iterdir()) - before)
-    if len(created) > 1:  # not expected: runs go one at a time; prefer the one named for it
-        created = [path for path in created if path.name.endswith(label)] or created
+def find_run_dir(runs: Path, before: set[Path], label: str) -> Path | None:
+    """The directory a run made: new since it started, and named ``<timestamp>-<label>``
+    (:func:`core.rundir.create_run_dir`), which tells it from the runs beside it."""
+    pattern = re.compile(rf"\d{{8}}-\d{{6}}-{re.escape(label)}(-\d+)?")
+    created = sorted(path for path in set(runs.iterdir()) - before if pattern.fullmatch(path.name))
     return created[-1] if created else None
 
 
@@ -139,7 +235,7 @@ def outcome(run_dir: Path | None, returncode: int | None, log_path: Path) -> tup
     writing one (a rejected value, a crash), in which case the log's error line does."""
     summary = read_summary(run_dir) if run_dir else {}
     status = summary.get("status")
-    if status and (returncode == 0 or status != "completed"):
+    if status and status != "running" and (returncode == 0 or status != "completed"):
         return status, summary.get("reason")
     if returncode == 0:
         return "failed", "the run wrote no metrics.json"
@@ -183,11 +279,3 @@ def progress_line(number: int, total: int, entry: Entry, out: Path, note: str = 
     elif entry.status == "diverged" and entry.reason:
         parts.append(f"- {entry.reason}")
     return "  ".join(parts)
-
-
-def format_seconds(seconds: float) -> str:
-    """``42.0 s`` or ``12:05`` (minutes:seconds)."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}:{rest:02d}"

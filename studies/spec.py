@@ -67,6 +67,8 @@ class Study:
     program: str | None = None
     run_cap: int | None = None
     description: str = ""
+    #: The sweep's ``metric`` (``name``, ``goal``): what the report compares settings on.
+    metric: dict[str, str] | None = None
 
 
 def load_study(path: str | Path) -> Study:
@@ -90,6 +92,7 @@ def load_study(path: str | Path) -> Study:
         program=config.get("program"),
         run_cap=config.get("run_cap"),
         description=str(config.get("description") or "").strip(),
+        metric=config.get("metric"),
     )
 
 
