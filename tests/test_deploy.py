@@ -25,7 +25,7 @@ from PIL import Image
 
 from datamodules.image_cache import read_image
 from models import ConvNet
-from tests.helpers import CONFIGS, metrics, run
+from tests.helpers import CONFIGS, SHARED_DATA, requires_shared, run
 from tests.image_folders import make_class_folder, make_predict_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,3 +231,58 @@ def test_served_checkpoint_answers_as_predict_and_stops_on_sigint(deployed):
     finally:
         status = server.stop(signal.SIGINT)
     assert status == 0, server.output()
+
+
+def test_xor_exports_vector_inputs_and_refuses_image_tta(tmp_path):
+    """An MLP on XOR: float32 2-vectors in, the two columns of predict's CSV ([1 - p, p]) out."""
+    xor = ["--config", str(CONFIGS / "xor.yaml"), "--trainer.max_epochs", "3",
+           "--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    fit_dir = run("fit", *xor, root=tmp_path / "runs")
+    checkpoint = next((fit_dir / "checkpoints").glob("*.ckpt"))
+    export_dir = run("export", *xor, "--ckpt_path", str(checkpoint), root=tmp_path / "runs")
+    assert json.loads((export_dir / "parity.json").read_text())["count"] == 4
+    session = onnxruntime.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(float)"
+    points = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    got = session.run(None, {"inputs": points})[0]
+    from models import MLP
+    with torch.no_grad():
+        positive = MLP.load_from_checkpoint(checkpoint).eval()(torch.from_numpy(points)).sigmoid()
+    np.testing.assert_allclose(got, torch.cat([1 - positive, positive], 1).numpy(), atol=1e-6)
+
+    with pytest.raises(SystemExit) as stopped:  # flips and shifts need images
+        run("export", *xor, "--ckpt_path", str(checkpoint), "--tta", "flip", root=tmp_path / "runs")
+    assert stopped.value.code == 1
+
+
+@pytest.mark.slow
+@requires_shared("mnist")
+def test_grey_mnist_resnet18_exports_with_test_time_augmentation(tmp_path):
+    """TorchvisionNet on 1-channel 28x28 images, six TTA views in the graph, 1000 real test images."""
+    mnist = ["--model", "models.TorchvisionNet", "--data", "datamodules.MNISTDataModule",
+             "--data.init_args.data_dir", str(SHARED_DATA / "mnist"), "--optimizer", "torch.optim.Adam",
+             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+             "--trainer.limit_val_batches", "1", "--test_after_fit", "false",
+             "--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    fit_dir = run("fit", *mnist, root=tmp_path / "runs")
+    checkpoint = next((fit_dir / "checkpoints").glob("*.ckpt"))
+    export_dir = run("export", *mnist, "--ckpt_path", str(checkpoint), "--tta", "flip_translate",
+                     root=tmp_path / "runs")
+    parity = json.loads((export_dir / "parity.json").read_text())
+    assert parity["passed"] and parity["count"] == 1000
+    spec = json.loads({p.key: p.value for p in onnx.load(str(export_dir / "model.onnx")).metadata_props}
+                      ["netscope_input_spec"])
+    assert spec["shape"] == [1, 28, 28] and spec["tta"] == "flip_translate"
+    assert spec["mean"] == pytest.approx([0.1307]) and spec["std"] == pytest.approx([0.3081])
+
+
+def test_export_and_serve_explain_a_missing_checkpoint_or_a_file_that_is_not_onnx(tmp_path, capsys):
+    root = make_class_folder(tmp_path / "shapes", per_class=2, corrupt=False)
+    not_onnx = tmp_path / "model.onnx"
+    not_onnx.write_text("not a model")
+    for command, extra, message in (("export", [], "--ckpt_path"),
+                                    ("serve", ["--onnx", str(not_onnx)], "is not a model.onnx")):
+        with pytest.raises(SystemExit) as stopped:
+            run(command, *satellite(root), *extra, root=tmp_path / "runs")
+        assert stopped.value.code == 1
+        assert message in capsys.readouterr().err

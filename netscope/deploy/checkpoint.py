@@ -16,7 +16,8 @@ from core.errors import UserError
 def restore(model: LightningModule, datamodule: LightningDataModule | None, ckpt_path: str | None) -> None:
     """Load ``ckpt_path``'s weights into ``model`` and its datamodule state into ``datamodule``."""
     if not ckpt_path:
-        raise UserError("This command needs a trained model: --ckpt_path <run dir>/checkpoints/<file>.ckpt.")
+        raise UserError("This command needs a trained model: --ckpt_path <run dir>/checkpoints/<file>.ckpt "
+                        "(serve also takes an exported file: --onnx <export run dir>/model.onnx).")
     if not Path(ckpt_path).is_file():
         raise UserError(f"The checkpoint '{ckpt_path}' does not exist. Pass --ckpt_path "
                         f"<run dir>/checkpoints/<file>.ckpt of a finished fit.")
