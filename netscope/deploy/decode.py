@@ -33,6 +33,9 @@ class BadInput(Exception):
 
 def decode_image(data: bytes, spec: InputSpec) -> np.ndarray:
     """An encoded image file to uint8 ``spec.shape`` (channels first)."""
+    if spec.kind != "image":
+        raise BadInput(400, f'this model takes vectors, not images: send JSON {{"inputs": [...]}} '
+                            f"of shape {list(spec.shape)}")
     if not data:
         raise BadInput(400, f"the image is empty: {USAGE}")
     channels, height, width = spec.shape if len(spec.shape) == 3 else (1, *spec.shape)
