@@ -125,6 +125,11 @@ def main() -> None:
     parser.add_argument("--startup_s", type=float, default=240.0)
     parser.add_argument("--root", type=Path, default=Path("runs") / "bench-serve",
                         help="where the servers' run directories go")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="compute threads of the server's worker (0: the library's default); "
+                             "1 on a machine shared with other jobs, where threads wait on each other")
+    parser.add_argument("--backends", nargs="+", default=["pytorch", "onnxruntime"],
+                        choices=["pytorch", "onnxruntime"])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
@@ -132,8 +137,10 @@ def main() -> None:
     payload = image.read_bytes()
 
     rows = []
-    for backend, source in (("pytorch", ["--ckpt_path", args.ckpt_path]), ("onnxruntime", ["--onnx", args.onnx])):
+    sources = {"pytorch": ["--ckpt_path", args.ckpt_path], "onnxruntime": ["--onnx", args.onnx]}
+    for backend in args.backends:
         for batching, options in BATCHING.items():
+            source = [*sources[backend], "--threads", str(args.threads)]
             process, url = start(args, source, options, args.root / f"serve-{backend}-{batching}.log")
             try:
                 load(url, payload, 1, args.warmup, args.seconds)
@@ -144,7 +151,7 @@ def main() -> None:
             finally:
                 stop(process)
     emit({"machine": machine(), "load_average": os.getloadavg(), "image": str(image),
-          "requests_per_setting": args.requests, "seconds_per_setting": args.seconds,
+          "threads": args.threads, "requests_per_setting": args.requests, "seconds_per_setting": args.seconds,
           "batching_on": BATCHING["on"], "results": rows}, args.json)
 
 
