@@ -9,6 +9,7 @@ their own. Each method only hands over to the module that does the work.
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
 from core.errors import UserError
+from models.tta import TTAMode
 
 
 class NetscopeTrainer(Trainer):
@@ -19,11 +20,38 @@ class NetscopeTrainer(Trainer):
         raise UserError("`check` is being built (issue 12).")
 
     def export(self, model: LightningModule, datamodule: LightningDataModule | None = None,
-               ckpt_path: str | None = None) -> None:
-        """Export a checkpoint to ``model.onnx`` in the run directory."""
-        raise UserError("`export` is being built (issue 15).")
+               ckpt_path: str | None = None, tta: TTAMode | None = None) -> None:
+        """Export a checkpoint to ``model.onnx`` in the run directory, with the preprocessing
+        inside, and check it against PyTorch on the first 1000 test inputs (``parity.json``).
+
+        Args:
+            ckpt_path: the checkpoint to export.
+            tta: test-time augmentation built into the graph (default: the model's ``tta``).
+        """
+        from netscope.deploy import commands as deploy  # litserve/onnx load only for these commands
+
+        deploy.export(model, datamodule, ckpt_path, self.default_root_dir, tta)
 
     def serve(self, model: LightningModule, datamodule: LightningDataModule | None = None,
-              ckpt_path: str | None = None, port: int = 8000) -> None:
-        """Serve a checkpoint or an exported model over HTTP."""
-        raise UserError("`serve` is being built (issue 15).")
+              ckpt_path: str | None = None, onnx: str | None = None, port: int = 8000,
+              host: str = "127.0.0.1", max_batch_size: int = 8, batch_timeout: float = 0.005,
+              max_request_mb: float = 16.0, workers: int = 1, threads: int = 0,
+              tta: TTAMode | None = None) -> None:
+        """Serve a checkpoint (PyTorch) or an exported ``model.onnx`` (onnxruntime) over HTTP.
+
+        Args:
+            ckpt_path: the checkpoint to serve (unless ``onnx`` is given).
+            onnx: a ``model.onnx`` written by ``export``, served with onnxruntime instead.
+            port: the TCP port to listen on.
+            host: the interface: ``127.0.0.1`` (this machine only) or ``0.0.0.0`` (every network).
+            max_batch_size: requests answered by one forward pass at most (1: no batching).
+            batch_timeout: seconds to wait for more requests to fill a batch.
+            max_request_mb: larger request bodies are refused (413).
+            workers: inference worker processes.
+            threads: compute threads per worker (0: the library's default).
+            tta: test-time augmentation for a checkpoint (default: the model's ``tta``).
+        """
+        from netscope.deploy import commands as deploy  # litserve/onnx load only for these commands
+
+        deploy.serve(model, datamodule, ckpt_path, onnx, host, port, max_batch_size, batch_timeout,
+                     max_request_mb, workers, threads, tta)

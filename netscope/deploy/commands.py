@@ -1,0 +1,82 @@
+"""What ``python main.py export`` and ``python main.py serve`` do, given the model and data the
+CLI built from the config (``NetscopeTrainer.export``/``serve`` hand over to these)."""
+
+from pathlib import Path
+
+import torch
+from google.protobuf.message import DecodeError
+from lightning.pytorch import LightningDataModule, LightningModule
+
+from core.errors import UserError
+from netscope.deploy.checkpoint import restore
+from netscope.deploy.export import export_onnx, read_spec
+from netscope.deploy.graph import DeployedModel, deployed_model
+from netscope.deploy.parity import Parity, check_parity
+from netscope.deploy.serve import NetscopeAPI, run_server
+from netscope.deploy.spec import InputSpec, input_spec
+from models.tta import TTAMode
+
+PARITY_COUNT = 1000
+
+
+def prepare(model: LightningModule, datamodule: LightningDataModule | None, ckpt_path: str | None,
+            tta: TTAMode | None) -> DeployedModel:
+    """The checkpoint's model with preprocessing and head; ``tta`` None keeps the model's own."""
+    restore(model, datamodule, ckpt_path)
+    tta = tta or model.hparams.get("tta", "none")
+    if tta != "none" and len(model.input_shape) < 2:
+        raise UserError(f"Test-time augmentation (tta={tta}) mirrors and shifts images, but this "
+                        f"model's inputs have shape {tuple(model.input_shape)}. Use --tta none.")
+    return deployed_model(model, input_spec(model, datamodule, tta))
+
+
+def export(model: LightningModule, datamodule: LightningDataModule | None, ckpt_path: str | None,
+           run_dir: str | Path, tta: TTAMode | None = None) -> tuple[Path, Parity]:
+    """Export to ``<run_dir>/model.onnx``, check parity on the first test inputs (written to
+    ``parity.json``), print both; a failed check is an error (the file stays for inspection)."""
+    deployed = prepare(model, datamodule, ckpt_path, tta)
+    path = export_onnx(deployed, Path(run_dir) / "model.onnx")
+    parity = check_parity(deployed, path, parity_inputs(datamodule, deployed.spec))
+    parity.write(run_dir)
+    print(parity.line())
+    print(path)
+    if not parity.passed:
+        raise UserError(f"The exported graph does not match PyTorch: {parity.line()}. Details in "
+                        f"{Path(run_dir) / 'parity.json'}; please report it with the config used.")
+    return path, parity
+
+
+def parity_inputs(datamodule: LightningDataModule | None, spec: InputSpec,
+                  count: int = PARITY_COUNT) -> torch.Tensor:
+    """The first ``count`` test inputs as a client sends them (validation when there is no test split)."""
+    splits = getattr(datamodule, "splits", None)
+    if splits is None or "test" not in splits:
+        datamodule.setup("test")
+        splits = datamodule.splits
+    inputs = splits["test" if "test" in splits else "val"][0][:count].cpu()
+    return inputs if spec.kind == "image" else inputs.float()
+
+
+def serve(model: LightningModule, datamodule: LightningDataModule | None, ckpt_path: str | None,
+          onnx_path: str | None, host: str, port: int, max_batch_size: int, batch_timeout: float,
+          max_request_mb: float, workers: int, threads: int, tta: TTAMode | None = None) -> None:
+    """Serve the checkpoint (PyTorch) or, with ``onnx_path``, the exported file (onnxruntime)."""
+    if onnx_path:
+        try:
+            spec = read_spec(onnx_path)
+        except (OSError, KeyError, DecodeError) as error:
+            raise UserError(f"'{onnx_path}' is not a model.onnx written by `python main.py export` "
+                            f"({type(error).__name__}). Export one, or serve the checkpoint with "
+                            f"--ckpt_path.") from error
+        api = NetscopeAPI(spec, onnx_path=onnx_path, threads=threads,
+                          max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        source = onnx_path
+    else:
+        deployed = prepare(model, datamodule, ckpt_path, tta)
+        api = NetscopeAPI(deployed.spec, model=deployed, threads=threads,
+                          max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        source = ckpt_path
+    print(f"serving {source} at http://{host}:{port}/predict (health: /health; batches of up to "
+          f"{max_batch_size}, {batch_timeout * 1000:g} ms wait); Ctrl+C to stop", flush=True)
+    run_server(api, host, port, max_request_mb, workers)
+
