@@ -111,7 +111,7 @@ def _setup(inputs: Inputs) -> list[str]:
             + f" (each run's process, start-up to test: {format_seconds(min(times))} to "
               f"{format_seconds(max(times))})")
     elif times:  # a study folder from before the runner recorded its sessions
-        lines.append(f"- run time: {format_seconds(sum(times))} for {len(times)} runs together "
+        lines.append(f"- run time: {format_seconds(sum(times))}, the {len(times)} runs' processes added up "
                      f"(each run's process, start-up to test: {format_seconds(min(times))} to "
                      f"{format_seconds(max(times))})")
     return lines
