@@ -207,10 +207,12 @@ class ImageFolderDataModule(ImageDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """What ``predict`` from a checkpoint needs to prepare images as training did."""
-        return {"class_names": self.class_names, "image_size": self.image_size,
-                "mean": list(self.mean or []), "std": list(self.std or [])}
+        return {**super().state_dict(), "class_names": self.class_names,
+                "image_size": self.image_size, "mean": list(self.mean or []),
+                "std": list(self.std or [])}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
         if state_dict.get("class_names", self.class_names) != self.class_names:
             raise UserError(f"The checkpoint was trained on the classes {state_dict['class_names']}, but "
                             f"'{self.data_dir}' has {self.class_names}. Point --data.init_args.data_dir "
