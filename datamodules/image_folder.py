@@ -88,6 +88,10 @@ class ImageFolderDataModule(ImageDataModule):
         # empty class folder.
         self.class_names = scan_class_folder(self.split_dirs.get("train", Path(data_dir)))[0]
         self.num_classes = len(self.class_names)
+        if self.num_classes < 2:
+            raise UserError(f"'{data_dir}' has one class folder ({self.class_names[0]}); a "
+                            f"classifier needs at least two. Put each class's images in its own "
+                            f"sub-folder: {data_dir}/<class>/<image files>.")
         self.input_shape = (3, image_size, image_size)
         self.mean: tuple[float, ...] | None = None
         self.std: tuple[float, ...] | None = None

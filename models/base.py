@@ -230,8 +230,10 @@ class BaseModel(LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(outputs.detach().float(), targets)
         on_step = stage == "train"
+        # sync_dist: under DDP the epoch loss is the mean over every rank's samples, not
+        # rank 0's alone (the metrics below are torchmetrics, which sync themselves).
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=len(targets))
+                 batch_size=len(targets), sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss, outputs
 

@@ -160,9 +160,9 @@ class NetscopeCLI(LightningCLI):
         except (ValueError, TypeError) as error:
             if user_error(error) is not None:
                 raise
-            raise UserError(f"A value in the config was refused while building the model, data "
-                            f"or trainer: {_innermost(error)}. Fix it in the config or on the "
-                            f"command line (see `python main.py {self.subcommand} --help`).") from error
+            raise UserError(f"{_refusing_class(error)} refused a value from the config: "
+                            f"{_innermost(error)}. Fix it in the config or on the command line "
+                            f"(see `python main.py {self.subcommand} --help`).") from error
         self._try_optimizer()
 
     def _try_optimizer(self) -> None:
@@ -246,6 +246,20 @@ def _innermost(error: BaseException) -> str:
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def _refusing_class(error: BaseException) -> str:
+    """The class whose ``__init__`` raised the bottom of ``error``'s chain, as a class
+    path (``torch.optim.SGD``), or "A constructor" when no ``__init__`` is on its stack."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    found, trace = "A constructor", error.__traceback__
+    while trace is not None:
+        instance = trace.tb_frame.f_locals.get("self")
+        if trace.tb_frame.f_code.co_name == "__init__" and instance is not None:
+            found = f"{type(instance).__module__}.{type(instance).__qualname__}"
+        trace = trace.tb_next
+    return found
 
 
 def _refused(key: str, init: Any, error: BaseException) -> str:

@@ -8,6 +8,7 @@ right one, first.
 import difflib
 import inspect
 import re
+import sys
 from argparse import ArgumentError
 from typing import Any
 
@@ -17,6 +18,8 @@ from jsonargparse import ArgumentParser
 def explain_option_error(error: ArgumentError, parser: ArgumentParser, args: Any) -> str:
     """One paragraph: what was wrong, the closest valid option, and where the full list is."""
     message = str(error)
+    if args is None:
+        args = sys.argv[1:]
     tokens = [str(a) for a in args] if isinstance(args, (list, tuple)) else []
     subcommand = next((t for t in tokens if not t.startswith("-")), None)
     help_hint = f"`python main.py {subcommand or ''} --help`".replace("  ", " ")
