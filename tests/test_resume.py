@@ -150,3 +150,37 @@ def test_interrupted_fit_resumes(tmp_path, signal_name):
     assert len(rows) == len(set(rows))  # no row twice
     steps = [int(row["step"]) for row in csv.DictReader(open(run_dir / "csv" / "metrics.csv"))]
     assert steps == sorted(steps)  # one history, in order
+
+
+def test_diverged_run_keeps_no_non_finite_checkpoint(tmp_path, capsys):
+    run_dir = run("fit", "--config", str(CONFIGS / "xor.yaml"), "--model.init_args.init", "normal", "--model.init_args.init_scale", "1e30",
+                  "--model.init_args.activation", "identity",
+                  "--trainer.max_epochs", "2", "--test_after_fit", "false",
+                  root=tmp_path / "runs")
+    assert metrics(run_dir)["status"] == "diverged"
+    for checkpoint in (run_dir / "checkpoints").glob("*.ckpt"):
+        weights = torch.load(checkpoint, weights_only=True)["state_dict"]
+        assert all(bool(value.isfinite().all()) for value in weights.values()), checkpoint
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("netscope: training diverged and was stopped (step"), last
+
+
+def test_console_is_quiet_and_true(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repository = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(repository / "main.py"), "fit", "--config", str(CONFIGS / "xor.yaml"),
+         "--trainer.max_epochs", "1", "--trainer.enable_model_summary", "true",
+         "--trainer.logger", "lightning.pytorch.loggers.WandbLogger",
+         "--trainer.default_root_dir", str(tmp_path / "runs")],
+        env={**os.environ, "PYTHONPATH": str(repository)}, cwd=tmp_path, timeout=600,
+        capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    for noise in ("litlogger", "LeafSpec", "anonymous setting", "FLOPs"):
+        assert noise not in output, noise
+    assert output.count("W&B is offline") == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("netscope: fit completed; outputs in")
