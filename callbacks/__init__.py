@@ -5,6 +5,7 @@ lists them under ``trainer.callbacks`` (``class_path: callbacks.GradientNorms``)
 """
 
 from callbacks.activations import ActivationStatistics
+from callbacks.checkpoint import FiniteModelCheckpoint
 from callbacks.console import EpochLinePrinter
 from callbacks.divergence import DivergenceGuard
 from callbacks.evaluation_report import EvaluationReport
@@ -14,6 +15,7 @@ from callbacks.histograms import ParameterHistograms
 from callbacks.learning_rate import LearningRate
 from callbacks.lookahead import Lookahead
 from callbacks.prediction_writer import PredictionWriter
+from callbacks.resume import ResumeState
 from callbacks.run_summary import RunSummary
 from callbacks.weight_norms import WeightNorms
 
@@ -22,11 +24,13 @@ __all__ = [
     "DivergenceGuard",
     "EpochLinePrinter",
     "EvaluationReport",
+    "FiniteModelCheckpoint",
     "GradientNorms",
     "LearningRate",
     "Lookahead",
     "ParameterHistograms",
     "PredictionWriter",
+    "ResumeState",
     "RunSummary",
     "TrainingFigures",
     "WeightNorms",

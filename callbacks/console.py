@@ -1,14 +1,21 @@
-"""Plain, one-line-per-epoch progress for logs that are not a terminal (CI, clusters).
+"""What a run prints while it trains: one line per epoch for logs that are not a
+terminal (CI, clusters), and the model summary without its empty FLOPs column.
 
-A progress bar redrawn with carriage returns turns a log file into noise; this prints
-one readable line per epoch instead.
+A progress bar redrawn with carriage returns turns a log file into noise; the epoch
+printer writes one readable line per epoch instead.
 """
 
 import time
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import RichModelSummary
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.model_summary.model_summary import (
+    get_formatted_model_size,
+    get_human_readable_count,
+)
 
 
 class EpochLinePrinter(Callback):
@@ -32,3 +39,42 @@ class EpochLinePrinter(Callback):
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         rank_zero_info(f"epoch {trainer.current_epoch + 1}/{total}  " + "  ".join(values)
                        + f"  ({time.monotonic() - self.epoch_started:.1f} s)")
+
+
+class ModelTable(RichModelSummary):
+    """Lightning's model summary table, without the FLOPs column and total when they are
+    unknown (Lightning counts FLOPs only for a model with an ``example_input_array``, and
+    otherwise prints a column of zeros and "Total FLOPs: 0")."""
+
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int,
+                  trainable_parameters: int, model_size: float,
+                  total_training_modes: dict[str, int], total_flops: int,
+                  **summarize_kwargs: Any) -> None:
+        if total_flops:
+            RichModelSummary.summarize(summary_data, total_parameters, trainable_parameters,
+                                       model_size, total_training_modes, total_flops,
+                                       **summarize_kwargs)
+            return
+        from rich import get_console
+        from rich.table import Table
+
+        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
+        for name, _ in columns:
+            justify = "right" if name in ("Params", "Params per Device", "In sizes", "Out sizes") else "left"
+            table.add_column(name, justify=justify, style="dim" if name == " " else None)
+        for row in zip(*(values for _, values in columns)):
+            table.add_row(*row)
+        grid = Table.grid(expand=True)
+        frozen = total_parameters - trainable_parameters
+        for label, value in (
+            ("Trainable params", get_human_readable_count(int(trainable_parameters))),
+            ("Non-trainable params", get_human_readable_count(int(frozen))),
+            ("Total params", get_human_readable_count(int(total_parameters))),
+            ("Total estimated model params size (MB)", get_formatted_model_size(model_size)),
+        ):
+            grid.add_row(f"[bold]{label}[/]: {value}")
+        console = get_console()
+        console.print(table)
+        console.print(grid)

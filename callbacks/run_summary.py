@@ -1,6 +1,7 @@
 """``metrics.json``: how a run ended and the final value of every scalar it logged."""
 
 import hashlib
+import json
 import math
 import os
 import time
@@ -12,13 +13,16 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from core.files import write_json
 
-Status = Literal["completed", "diverged", "interrupted", "failed"]
+#: ``running`` from the start of a fit until it ends: a run killed outright (``kill -9``, a
+#: lost machine) keeps saying ``running``, with the metrics of its last finished epoch.
+Status = Literal["running", "completed", "diverged", "interrupted", "failed"]
 FILENAME = "metrics.json"
 
 
 class RunSummary(Callback):
     """Write ``metrics.json`` into the run directory whenever fit, validate or test ends,
-    also when the run fails, is interrupted or is stopped by a divergence guard.
+    also when the run fails, is interrupted or is stopped by a divergence guard; during a
+    fit, with ``status: running``, when it starts and at every epoch end.
 
     The file accumulates across stages of one process, so after ``fit`` and the test that
     follows it holds the train, validation and test metrics together.
@@ -30,6 +34,8 @@ class RunSummary(Callback):
         self.metrics: dict[str, float] = {}
         self.extra: dict[str, Any] = {}
         self.started = time.monotonic()
+        self.running = False
+        self.earlier_wall_time = 0.0  # a resumed fit's time before its checkpoint
 
     @staticmethod
     def of(trainer: Trainer) -> "RunSummary | None":
@@ -41,7 +47,25 @@ class RunSummary(Callback):
         self.status, self.reason = status, reason
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.extra["init_checksum"] = parameter_checksum(pl_module)
+        if trainer.ckpt_path is None:  # a resumed fit keeps the checksum of its first start
+            self.extra["init_checksum"] = parameter_checksum(pl_module)
+        self.running = True
+        self.write(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._collect(trainer)
+        self.write(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wall_time_s": self.wall_time(), "extra": self.extra}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.earlier_wall_time = state_dict.get("wall_time_s", 0.0)
+        self.extra = {**state_dict.get("extra", {}), **self.extra}
+
+    def wall_time(self) -> float:
+        """Seconds of this run so far, a resumed fit's earlier part included."""
+        return self.earlier_wall_time + time.monotonic() - self.started
 
     def _collect(self, trainer: Trainer) -> None:
         for name, value in trainer.callback_metrics.items():
@@ -57,20 +81,22 @@ class RunSummary(Callback):
         if trainer.is_global_zero:
             write_summary(
                 trainer.default_root_dir,
-                status=self.status,
+                status="running" if self.running and self.status == "completed" else self.status,
                 reason=self.reason,
                 epoch=trainer.current_epoch,
                 global_step=trainer.global_step,
-                wall_time_s=time.monotonic() - self.started,
+                wall_time_s=self.wall_time(),
                 metrics=self.metrics,
                 extra=self.extra,
             )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.running = False
         self._collect(trainer)
         self.write(trainer)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self.running = False
         self._collect(trainer)
         if isinstance(exception, KeyboardInterrupt) or type(exception).__name__ == "SIGTERMException":
             self.mark("interrupted", f"{type(exception).__name__}: stopped by a signal")
@@ -92,6 +118,14 @@ def one_line(exception: BaseException) -> str:
     """``Type: first line of the message``."""
     text = str(exception).strip().splitlines()
     return f"{type(exception).__name__}: {text[0]}" if text else type(exception).__name__
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's ``metrics.json``, or None when it has none (or half of one)."""
+    try:
+        return json.loads((Path(run_dir) / FILENAME).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def write_summary(

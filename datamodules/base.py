@@ -65,6 +65,10 @@ class BaseDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.keep_on_device = keep_on_device
         self.splits: dict[str, Split] | None = None
+        # The training shuffle's generator lives as long as the datamodule (not the loader),
+        # and its state is in every checkpoint: a resumed fit draws the orders the
+        # uninterrupted one would have drawn.
+        self.shuffle_generator: torch.Generator | None = None
 
     @abstractmethod
     def load_splits(self) -> dict[str, Split]:
@@ -116,9 +120,6 @@ class BaseDataModule(LightningDataModule):
         rank, world_size = 0, 1
         if self.trainer is not None:
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
-        # The shuffle seed comes from the global RNG, so seed_everything governs it (and
-        # every DDP rank draws the same seed, hence the same permutation to shard).
-        seed = int(torch.randint(2**62, ()).item()) if train else 0
         batch_size = self.batch_size if train else self.eval_batch_size
         # Training drops a last partial batch (a different one every pass): a batch of one
         # would break BatchNorm. Evaluation sees every sample.
@@ -128,10 +129,31 @@ class BaseDataModule(LightningDataModule):
             batch_size=batch_size,
             shuffle=train,
             drop_last=drop_last,
-            seed=seed,
+            generator=self._shuffle_generator() if train else None,
             rank=rank,
             world_size=world_size,
+            even_shards=train,
         )
+
+    def _shuffle_generator(self) -> torch.Generator:
+        """The training shuffle's generator, seeded once from the global RNG (so
+        seed_everything governs it, and every DDP rank draws the same seed, hence the same
+        permutation to shard)."""
+        if self.shuffle_generator is None:
+            seed = int(torch.randint(2**62, ()).item())
+            self.shuffle_generator = torch.Generator().manual_seed(seed)
+        return self.shuffle_generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the rest of a fit depends on: the training shuffle's generator state."""
+        if self.shuffle_generator is None:
+            return {}
+        return {"shuffle_generator": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("shuffle_generator") is not None:
+            self.shuffle_generator = torch.Generator()
+            self.shuffle_generator.set_state(state_dict["shuffle_generator"])
 
     def prepare_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """Inputs as the model sees them at evaluation (no augmentation). Identity here."""
@@ -204,8 +226,21 @@ class ImageDataModule(BaseDataModule):
             return tensors
         if self._flip_phase is None or len(self._flip_phase) != len(tensors[1]):
             # Global RNG: seed_everything governs it, and every DDP rank draws the same bits.
-            self._flip_phase = (torch.rand(len(tensors[1])) < 0.5).to(tensors[1].device)
+            self._flip_phase = torch.rand(len(tensors[1])) < 0.5
+        self._flip_phase = self._flip_phase.to(tensors[1].device)
         return (*tensors, self._flip_phase)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Adds the alternating flips' per-image phase (drawn once per fit)."""
+        state = super().state_dict()
+        if self._flip_phase is not None:
+            state["flip_phase"] = self._flip_phase.cpu()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if state_dict.get("flip_phase") is not None:
+            self._flip_phase = state_dict["flip_phase"]
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[0, 255]`` to float, standardized per channel, in one fused step."""

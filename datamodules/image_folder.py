@@ -91,6 +91,10 @@ class ImageFolderDataModule(ImageDataModule):
         # empty class folder.
         self.class_names = scan_class_folder(self.split_dirs.get("train", Path(data_dir)))[0]
         self.num_classes = len(self.class_names)
+        if self.num_classes < 2:
+            raise UserError(f"'{data_dir}' has one class folder ({self.class_names[0]}); a "
+                            f"classifier needs at least two. Put each class's images in its own "
+                            f"sub-folder: {data_dir}/<class>/<image files>.")
         self.input_shape = (3, image_size, image_size)
         self.mean: tuple[float, ...] | None = None
         self.std: tuple[float, ...] | None = None
@@ -195,10 +199,12 @@ class ImageFolderDataModule(ImageDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """What ``predict`` from a checkpoint needs to prepare images as training did."""
-        return {"class_names": self.class_names, "image_size": self.image_size,
-                "mean": list(self.mean or []), "std": list(self.std or [])}
+        return {**super().state_dict(), "class_names": self.class_names,
+                "image_size": self.image_size, "mean": list(self.mean or []),
+                "std": list(self.std or [])}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
         if state_dict.get("class_names", self.class_names) != self.class_names:
             raise UserError(f"The checkpoint was trained on the classes {state_dict['class_names']}, but "
                             f"'{self.data_dir}' has {self.class_names}. Point --data.init_args.data_dir "

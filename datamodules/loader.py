@@ -20,11 +20,17 @@ class TensorLoader:
         batch_size: samples per batch.
         shuffle: draw a new permutation on every pass (seeded: runs repeat exactly).
         drop_last: drop the last incomplete batch.
-        seed: seed of the permutation generator.
+        seed: seed of the permutation generator, when no ``generator`` is given.
+        generator: the permutation generator to draw from (its owner can save and restore
+            its state, so a resumed fit draws the same orders as an uninterrupted one).
         rank, world_size: under DDP, this process takes every ``world_size``-th sample
-            of the (shared) permutation starting at ``rank``: the shards are disjoint, and
-            all ranks get the same number of batches (up to ``world_size - 1`` samples are
-            left out of a pass so that they do). Every rank must be given the same ``seed``.
+            of the (shared) permutation starting at ``rank``: the shards are disjoint.
+            Every rank must draw the same permutation (same ``seed`` or generator state).
+        even_shards: give all ranks the same number of samples (training: every rank must
+            take the same number of steps), leaving up to ``world_size - 1`` samples out of
+            a pass. Off for evaluation: every sample is seen exactly once, and the shards
+            differ by at most one sample (Lightning's ``UnrepeatedDistributedSampler`` does
+            the same for a ``DataLoader``).
 
     The tensors may live on any device (e.g. the GPU, so batches need no transfer); the
     permutation is drawn on the CPU, so a seed gives the same order on every device.
@@ -37,8 +43,10 @@ class TensorLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
+        generator: torch.Generator | None = None,
         rank: int = 0,
         world_size: int = 1,
+        even_shards: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -50,8 +58,14 @@ class TensorLoader:
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.shard_size = len(tensors[0]) // world_size if world_size > 1 else len(tensors[0])
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(seed)
+        total = len(tensors[0])
+        if world_size == 1:
+            self.shard_size = total
+        elif even_shards:
+            self.shard_size = total // world_size
+        else:  # ranks below total % world_size take one sample more
+            self.shard_size = len(range(rank, total, world_size))
 
     def __len__(self) -> int:
         if self.drop_last:

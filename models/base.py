@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
-from torchmetrics import Accuracy, MeanAbsoluteError, MeanSquaredError, MetricCollection
+from torchmetrics import Accuracy, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
 from models.activations import ActivationName, make_activation
 from models.initialization import (
@@ -198,6 +198,12 @@ class BaseModel(LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # The loss's epoch mean as a torchmetrics state too: under DDP it is summed across
+        # ranks with its sample count, so ranks with more samples weigh more. (Lightning's
+        # own sync_dist mean divides by rank 0's count alone: wrong on uneven shards.)
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
     def outputs_for_loss(self, outputs: torch.Tensor) -> torch.Tensor:
         """Outputs in the shape the loss and metrics expect for the task."""
@@ -231,8 +237,9 @@ class BaseModel(LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(outputs.detach().float(), targets)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=len(targets))
+        mean_loss = getattr(self, f"{stage}_loss")
+        mean_loss(loss.detach(), len(targets))  # forward: this batch's value, and accumulate
+        self.log(f"{stage}/loss", mean_loss, on_step=on_step, on_epoch=True, prog_bar=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss, outputs
 

@@ -128,6 +128,24 @@ def fill_lengths(scheduler_class: type, init_args: dict[str, Any],
     return args
 
 
+def with_trial_lengths(lr_scheduler: Any, optimizer: torch.optim.Optimizer,
+                       stand_in: int = 1000) -> dict[str, Any] | None:
+    """The ``lr_scheduler`` config value with ``stand_in`` for the lengths the fit will set,
+    so that it can be built once before the fit, to report a value its constructor refuses."""
+    spec = class_spec(lr_scheduler)
+    if spec is None:
+        return None
+    scheduler_class = _import(spec["class_path"])
+    args = spec["init_args"]
+    if issubclass(scheduler_class, OneCycleLR) and args.get("max_lr") is None:
+        args["max_lr"] = [group["lr"] for group in optimizer.param_groups]
+    key = next((k for cls, k in LENGTH_ARGUMENT.items() if issubclass(scheduler_class, cls)), None)
+    if key is not None and args.get(key) is None and not (
+            issubclass(scheduler_class, OneCycleLR) and args.get("epochs")):
+        args[key] = stand_in
+    return spec
+
+
 def check_restored_schedule(trainer: Trainer, interval: Interval) -> None:
     """Refuse to resume a ``OneCycleLR`` whose length (restored from a checkpoint) is not
     this fit's: it would end inside its cycle, or fail when stepped past its end."""

@@ -1,13 +1,17 @@
-"""Point every configured logger at the run directory before the loggers are built, and
-close their runs when the command ends."""
+"""Point every configured logger at the run directory before the loggers are built, keep
+the CSV history across a resume, and close the loggers' runs when the command ends."""
 
+import csv
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
 from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from netscope.wandb_setup import configure_wandb
 
@@ -19,15 +23,22 @@ _LOGGER_PLACEMENT: dict[type[Logger], dict[str, str]] = {
 }
 
 
-def place_loggers(logger_config: Any, run_dir: Path, run_name: str) -> Any:
-    """Fill ``save_dir`` (and names) of the logger configs so they write into ``run_dir``.
+def place_loggers(logger_config: Any, run_dir: Path, run_name: str,
+                  resume: bool = False) -> list[str]:
+    """Fill ``save_dir`` (and names) of the logger configs, in place, so they write into
+    ``run_dir``.
 
     Args:
         logger_config: the ``trainer.logger`` value: a bool, a class-path Namespace, or a
             list of them.
         run_dir: the run directory.
         run_name: the run's name (W&B run name, unless set).
+        resume: a resumed fit: loggers continue the runs they started in ``run_dir``.
+
+    Returns:
+        Notices to print once the loggers' runs have started (:class:`WandbNotice`).
     """
+    notices = []
     configs = logger_config if isinstance(logger_config, list) else [logger_config]
     for config in configs:
         if not isinstance(config, Namespace) or "class_path" not in config:
@@ -43,9 +54,10 @@ def place_loggers(logger_config: Any, run_dir: Path, run_name: str) -> Any:
                 if init_args.get(key) in (None, "lightning_logs"):
                     init_args[key] = value
         if issubclass(logger_class, WandbLogger):
-            configure_wandb(init_args, run_name)
+            notice = configure_wandb(init_args, run_name, resume)
+            notices += [notice] if notice else []
         config.init_args = init_args
-    return logger_config
+    return notices
 
 
 def _import(class_path: str) -> type:
@@ -68,3 +80,68 @@ def finish_runs(trainer: Trainer | None, failed: bool = False) -> None:
         run = getattr(logger, "_experiment", None) if isinstance(logger, WandbLogger) else None
         if run is not None:
             run.finish(exit_code=1 if failed else 0)
+
+
+class HistoryCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger`` that flushes at every checkpoint and, in a resumed fit,
+    continues the history instead of deleting it.
+
+    Lightning's writer deletes an existing ``metrics.csv``; a resumed fit instead keeps
+    the rows logged before its checkpoint (``step < resume_step``) and drops the ones a
+    killed process wrote after it, which the resumed fit logs again: one history, no row
+    twice, none lost.
+
+    Args:
+        resume_step: the checkpoint's global step, in a resumed fit; None otherwise.
+        Others: see ``CSVLogger``.
+    """
+
+    def __init__(self, *args: Any, resume_step: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume_step = resume_step
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None and self.resume_step is not None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ContinuedWriter(self.log_dir, self.resume_step)
+        return super().experiment
+
+    def after_save_checkpoint(self, checkpoint_callback: Checkpoint) -> None:
+        # What a checkpoint covers is on disk with it: a resume from it loses no row.
+        self.save()
+
+
+class _ContinuedWriter(ExperimentWriter):
+    """An ``ExperimentWriter`` that keeps the rows of an existing ``metrics.csv`` logged
+    before ``resume_step``, and its columns."""
+
+    def __init__(self, log_dir: str, resume_step: int) -> None:
+        self.resume_step = resume_step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:  # Lightning's version deletes the file
+        if not os.path.isfile(self.metrics_file_path):
+            return
+        with open(self.metrics_file_path, newline="") as file:
+            reader = csv.DictReader(file)
+            keys = list(reader.fieldnames or [])
+            rows = [row for row in reader if float(row.get("step") or 0) < self.resume_step]
+        temporary = f"{self.metrics_file_path}.tmp{os.getpid()}"
+        with open(temporary, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temporary, self.metrics_file_path)
+        self.metrics_keys = keys
+
+
+def quiet_wandb_init(loggers: list[Logger]) -> None:
+    """Leave ``anonymous`` out of what each ``WandbLogger`` passes to ``wandb.init`` when
+    it is unset: Lightning always passes it (None), and wandb then warns on every run that
+    "The anonymous setting has no effect". Only the unset value is dropped; a user's
+    ``anonymous: true`` still reaches wandb, with its warning."""
+    for logger in loggers:
+        init = getattr(logger, "_wandb_init", None) if isinstance(logger, WandbLogger) else None
+        if isinstance(init, dict) and init.get("anonymous", "") is None:
+            del init["anonymous"]

@@ -6,6 +6,8 @@ so the extra commands take the same ``--config`` and overrides as ``fit`` with n
 their own. Each method only hands over to the module that does the work.
 """
 
+from typing import Any
+
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
 from core.errors import UserError
@@ -14,6 +16,21 @@ from models.tta import TTAMode
 
 class NetscopeTrainer(Trainer):
     """A Lightning Trainer with netscope's extra commands."""
+
+    def predict(self, model: LightningModule | None = None, dataloaders: Any = None,
+                datamodule: LightningDataModule | None = None,
+                return_predictions: bool | None = None, ckpt_path: str | None = None,
+                weights_only: bool | None = None, untrained: bool = False) -> Any:
+        """Lightning's ``predict``, with the command line's ``--untrained`` option.
+
+        Args:
+            untrained: predict with the model's initial, untrained weights on purpose. The
+                command line (``NetscopeCLI``) refuses ``predict`` without ``--ckpt_path``
+                unless this is set; called from Python, it changes nothing.
+        """
+        del untrained  # read by the CLI before the run starts
+        return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path,
+                               weights_only)
 
     def check(self, model: LightningModule, datamodule: LightningDataModule | None = None) -> None:
         """Run the doctor's pre-flight check alone (no training) and print its findings."""

@@ -4,10 +4,13 @@
 key configured". netscope decides first, from what ``wandb.init`` itself would read: a
 run goes offline by itself when there are no credentials, an explicit choice (the
 logger's ``offline``/``mode``, ``WANDB_MODE``, ``wandb offline``) is kept, and an offline
-run prints one notice saying where it lives and how to view and sync it.
+run prints one notice saying where it lives and how to view and sync it, once the run
+really exists (a command that fails before never mentions W&B). A resumed fit continues
+the W&B run of its run directory.
 """
 
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from jsonargparse import Namespace
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from core.errors import UserError
@@ -116,18 +121,24 @@ def wandb_environment() -> WandbEnvironment:
     return WandbEnvironment(mode or None, source, settings.base_url, credentials)
 
 
-def configure_wandb(init_args: Namespace, run_name: str) -> WandbChoice:
+def configure_wandb(init_args: Namespace, run_name: str, resume: bool = False) -> str | None:
     """Set the ``WandbLogger`` init arguments from :func:`decide`, before it is built.
 
     Names the run after the run directory unless named; passes the mode to ``wandb.init``
     as ``mode`` (``WandbLogger(offline=True)`` would instead set ``WANDB_MODE`` for the
     whole process, turning later runs in the same process offline); turns ``log_model``
-    off unless online; and, offline, prints the notice and keeps the run's own banner and
-    footer (which say the same at more length) quiet: run setting ``silent`` mutes only
-    those, wandb's warnings and errors still show.
+    off unless online; and, offline, keeps the run's own banner and footer (which say the
+    same as netscope's notice at more length) quiet: run setting ``silent`` mutes only
+    those, wandb's warnings and errors still show. ``resume``: continue the W&B run found
+    in ``save_dir`` (same id: one unbroken history), unless an id is set.
+
+    Returns:
+        The offline notice to print once the run has started (:class:`WandbNotice`), or None.
     """
     if not init_args.get("name"):
         init_args.name = run_name
+    if resume and not init_args.get("id") and not init_args.get("version"):
+        init_args.id = previous_run_id(Path(init_args.save_dir) / "wandb")
     requested = "offline" if init_args.get("offline") else init_args.get("mode")
     environment = wandb_environment()
     choice = decide(requested, init_args.get("log_model", False), environment)
@@ -138,8 +149,46 @@ def configure_wandb(init_args: Namespace, run_name: str) -> WandbChoice:
         if init_args.get("settings") is None or isinstance(init_args.settings, dict):
             init_args.settings = {"silent": True, **(init_args.get("settings") or {})}
         wandb_dir = Path(init_args.save_dir).absolute() / "wandb"
-        print_notice(offline_notice(choice, wandb_dir, login=not environment.has_credentials))
-    return choice
+        return offline_notice(choice, wandb_dir, login=not environment.has_credentials)
+    return None
+
+
+def previous_run_id(wandb_dir: Path) -> str | None:
+    """The id of the latest W&B run under ``wandb_dir`` (wandb names a run's folder
+    ``[offline-]run-<date>_<time>-<id>``), or None when there is none."""
+    runs = sorted(wandb_dir.glob("*run-*_*-*")) if wandb_dir.is_dir() else []
+    for folder in reversed(runs):
+        match = re.fullmatch(r"(?:offline-)?run-\d{8}_\d{6}-(\w+)", folder.name)
+        if match and folder.is_dir():
+            return match.group(1)
+    return None
+
+
+class WandbNotice(Callback):
+    """Print the offline notices once the W&B run they describe exists (the config saver
+    starts it in ``setup``), so a command that fails before never mentions W&B."""
+
+    def __init__(self, notices: list[str]) -> None:
+        self.notices = notices
+
+    def _print(self, trainer: Trainer) -> None:
+        started = any(isinstance(logger, WandbLogger) and logger._experiment is not None
+                      for logger in trainer.loggers)  # ``experiment`` would start one
+        if started and self.notices:
+            print_notice("\n".join(self.notices))
+            self.notices = []
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._print(trainer)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._print(trainer)
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._print(trainer)
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._print(trainer)
 
 
 @rank_zero_only

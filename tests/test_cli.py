@@ -39,7 +39,9 @@ def test_fit_leaves_a_complete_run_directory(tmp_path):
     assert {"train/loss", "val/acc", "val/loss", "test/acc", "test/loss"} <= result.keys()
     assert result["global_step"] == 4
     assert (run_dir / "config.yaml").exists()
-    assert len(list((run_dir / "checkpoints").glob("*.ckpt"))) == 1
+    # The best checkpoint, and last.ckpt to resume from (every fit keeps one).
+    assert len(list((run_dir / "checkpoints").glob("epoch*.ckpt"))) == 1
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
     assert (run_dir / "csv" / "metrics.csv").exists()
 
 

@@ -1,0 +1,95 @@
+"""A quiet, true console: third-party noise silenced by message, and a last line that
+says how the command ended and what to do next."""
+
+import json
+import logging
+import os
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+# Each filter names one message, so every other warning still shows.
+_NOISE_WARNINGS = (
+    # torch 2.14 deprecates LeafSpec; Lightning 2.6's pytree helper still builds one.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+_NOISE_LOG_LINES = (
+    "💡 Tip: For seamless cloud logging",  # Lightning advertising its LitLogger
+    # netscope adds its own model summary (callbacks.console.ModelTable), on purpose.
+    "Trainer already configured with model summary callbacks",
+)
+
+
+class _DropLines(logging.Filter):
+    """Drop log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_third_party_noise() -> None:
+    """Silence, by message, the tips and deprecations every run would otherwise print.
+
+    wandb's "The anonymous setting has no effect" comes from Lightning's WandbLogger
+    passing ``anonymous=None``; it is silenced where the logger is configured
+    (:func:`netscope.loggers.quiet_wandb_init`), not here.
+    """
+    for message in _NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    # Lightning logs through its two package loggers' own handlers; a filter on a handler
+    # sees the records of every module below it.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _DropLines) for f in handler.filters):
+                handler.addFilter(_DropLines(_NOISE_LOG_LINES))
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it, quoted for a shell."""
+    try:
+        path = path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    return shlex.quote(str(path))
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues the fit of ``run_dir`` from its ``last.ckpt``."""
+    return (f"python main.py fit --config {_shown(run_dir / 'config.yaml')} "
+            f"--ckpt_path {_shown(run_dir / 'checkpoints' / 'last.ckpt')}")
+
+
+def last_line(run_dir: Path | None, subcommand: str | None) -> str | None:
+    """The closing line of a command, from the run's ``metrics.json``: how it ended, where
+    its outputs are, and for an interrupted fit the command that resumes it. None when
+    there is nothing to say (no run directory, or a failure: ``main`` prints the error)."""
+    if run_dir is None or not (run_dir / "metrics.json").is_file():
+        return None
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    status, reason = summary.get("status"), summary.get("reason", "")
+    where = f"outputs in {_shown(run_dir)}"
+    can_resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
+    match status:
+        case "completed":
+            return f"netscope: {subcommand or 'run'} completed; {where}"
+        case "diverged":
+            return f"netscope: training diverged and was stopped ({reason}); {where}"
+        case "interrupted" | "running":
+            line = f"netscope: {subcommand or 'run'} interrupted at epoch {summary.get('epoch')}, step {summary.get('global_step')}; {where}"
+            if subcommand == "fit" and can_resume:
+                line += f"\n  resume it with: {resume_command(run_dir)}"
+            return line
+    return None
+
+
+def print_last_line(run_dir: Path | None, subcommand: str | None) -> None:
+    """Print :func:`last_line` (on the process the user started only, not DDP workers)."""
+    line = last_line(run_dir, subcommand)
+    if line and os.environ.get("LOCAL_RANK", "0") == "0":
+        print(line, file=sys.stderr, flush=True)
+
