@@ -7,6 +7,7 @@ lists them under ``trainer.callbacks`` (``class_path: callbacks.GradientNorms``)
 from callbacks.activations import ActivationStatistics
 from callbacks.console import EpochLinePrinter
 from callbacks.divergence import DivergenceGuard
+from callbacks.doctor import Doctor
 from callbacks.evaluation_report import EvaluationReport
 from callbacks.figures import TrainingFigures
 from callbacks.gradient_norms import GradientNorms
@@ -19,6 +20,7 @@ from callbacks.weight_norms import WeightNorms
 __all__ = [
     "ActivationStatistics",
     "DivergenceGuard",
+    "Doctor",
     "EpochLinePrinter",
     "EvaluationReport",
     "GradientNorms",

@@ -1,0 +1,262 @@
+"""The doctor's rules during training: pure functions over the logged scalar history.
+
+Each rule reads a :class:`core.history.History` (what the diagnostics logged: the same
+series a run's ``csv/metrics.csv`` holds) and a little :class:`Context` (task, classes,
+layer order), and returns the findings that hold at the latest recorded step. The
+``Doctor`` callback runs them on logging steps and epoch ends; :func:`replay` runs them on a
+finished run's files, step by step, and finds the same first steps.
+"""
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from core.history import History
+from doctor.findings import Finding, merge
+from doctor.thresholds import Thresholds
+
+
+@dataclass
+class Context:
+    """What the rules need beyond the history.
+
+    Attributes:
+        task: ``classification``, ``binary`` or ``regression``.
+        num_classes: classes (for the chance loss).
+        activations: activation layers, input to output, with their class names.
+        weights: weight parameters (matrices and kernels), input to output.
+    """
+
+    task: str = "classification"
+    num_classes: int = 10
+    activations: dict[str, str] = field(default_factory=dict)
+    weights: list[str] = field(default_factory=list)
+
+    @property
+    def chance_loss(self) -> float | None:
+        """The loss of a uniform guess: ln C, ln 2 for a binary task, none for regression."""
+        match self.task:
+            case "classification":
+                return math.log(self.num_classes) if self.num_classes > 1 else None
+            case "binary":
+                return math.log(2)
+            case _:
+                return None
+
+    def describe(self, layer: str) -> str:
+        """``features.1 (ReLU)``, or the bare name when its kind is unknown."""
+        kind = self.activations.get(layer)
+        return f"{layer} ({kind})" if kind else layer
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> "Context":
+        return cls(**record)
+
+
+Rule = Callable[[History, Context, Thresholds, int], list[Finding]]
+
+
+def recent(history: History, name: str, count: int) -> list[float]:
+    """The last ``count`` values of ``name`` (fewer when fewer were logged)."""
+    return history.series(name)[1][-count:]
+
+
+def dead_units(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
+    """Rectifier layers whose units stay at zero for every sample (AUTOTRAINER's dying ReLU)."""
+    findings = []
+    for name in history.names("act_dead/"):
+        layer = name.removeprefix("act_dead/")
+        values = recent(history, name, t.patience)
+        if len(values) == t.patience and min(values) >= t.dead_fraction:
+            findings.append(Finding(
+                "dead_units", "warning", layer, step,
+                f"{values[-1]:.0%} of the units of {context.describe(layer)} output zero for every "
+                f"sample: they pass no gradient and have stopped learning; try a smaller learning "
+                f"rate, Kaiming init or leaky_relu",
+                {"dead_fraction": values, "threshold": t.dead_fraction}))
+    return findings
+
+
+def saturated_units(history: History, context: Context, t: Thresholds,
+                    step: int) -> list[Finding]:
+    """Sigmoid/tanh layers pinned at their asymptotes while the loss is still high."""
+    chance, loss = context.chance_loss, history.last("train/loss")
+    if chance is not None and loss is not None and loss < t.learned_fraction * chance:
+        return []  # it has learned: saturation is its answer, not its obstacle
+    findings = []
+    for name in history.names("act_saturated/"):
+        layer = name.removeprefix("act_saturated/")
+        values = recent(history, name, t.patience)
+        if len(values) == t.patience and min(values) >= t.saturated_fraction:
+            findings.append(Finding(
+                "saturated_units", "warning", layer, step,
+                f"{values[-1]:.0%} of the outputs of {context.describe(layer)} sit at its "
+                f"asymptotes, where its derivative is near zero, so its gradient is gone; try "
+                f"a smaller init scale (Xavier), tanh or ReLU, or a smaller learning rate",
+                {"saturated_fraction": values, "train_loss": loss,
+                 "threshold": t.saturated_fraction}))
+    return findings
+
+
+def vanishing_gradients(history: History, context: Context, t: Thresholds,
+                        step: int) -> list[Finding]:
+    """A weight layer whose relative gradient ‖g‖/‖W‖ is far below the other layers'."""
+    weights = context.weights or [n.removeprefix("grad_norm/") for n in history.names("grad_norm/")
+                                  if n.endswith(".weight")]
+    rows = []
+    for name in weights:
+        grads = recent(history, f"grad_norm/{name}", t.patience)
+        norms = recent(history, f"weight_norm/{name}", t.patience)
+        if len(grads) < t.patience or len(norms) < t.patience:
+            return []
+        rows.append([g / w if w > 0 and math.isfinite(g / w) else math.nan
+                     for g, w in zip(grads, norms)])
+    if len(rows) < 2:
+        return []
+    lowest = []
+    for column in zip(*rows):
+        largest = max((v for v in column if math.isfinite(v)), default=0.0)
+        if largest <= 0:
+            return []
+        ratios = [v / largest if math.isfinite(v) else math.inf for v in column]
+        lowest.append(min(range(len(ratios)), key=ratios.__getitem__))
+        if ratios[lowest[-1]] >= t.gradient_ratio:
+            return []
+    index = lowest[-1]
+    last = [row[-1] for row in rows]
+    return [Finding(
+        "vanishing_gradients", "warning", weights[index], step,
+        f"the gradient of {weights[index]} is {last[index] / max(last):.1e} times the largest "
+        f"layer's (relative to its weights): it barely learns; try Kaiming/Xavier init for the "
+        f"activation, a shallower net, batch norm or residual connections",
+        {"relative_gradient": dict(zip(weights, last)), "threshold": t.gradient_ratio})]
+
+
+def exploding_gradients(history: History, context: Context, t: Thresholds,
+                        step: int) -> list[Finding]:
+    """The total gradient norm grown by orders of magnitude since it was first logged."""
+    values = [v for v in history.series("grad_norm/total")[1]]
+    if len(values) < 3 or not (math.isfinite(values[0]) and values[0] > 0):
+        return []
+    if not all(v > t.exploding_growth * values[0] for v in values[-2:]):
+        return []
+    norms = {n.removeprefix("grad_norm/"): history.last(n) for n in history.names("grad_norm/")
+             if n != "grad_norm/total"}
+    largest = max(norms, key=lambda n: norms[n] if math.isfinite(norms[n]) else math.inf,
+                  default="model")
+    return [Finding(
+        "exploding_gradients", "warning", largest, step,
+        f"the total gradient norm grew from {values[0]:.3g} to {values[-1]:.3g}, largest in "
+        f"{largest}: steps this size throw the weights around; try a smaller learning rate or "
+        f"gradient clipping (--trainer.gradient_clip_val 1)",
+        {"grad_norm_total": [values[0], *values[-2:]], "threshold": t.exploding_growth})]
+
+
+def _median_update_ratios(history: History, context: Context, t: Thresholds) -> list[float]:
+    weights = context.weights or [n.removeprefix("update_ratio/")
+                                  for n in history.names("update_ratio/") if n.endswith(".weight")]
+    columns = [recent(history, f"update_ratio/{name}", t.patience) for name in weights]
+    columns = [c for c in columns if len(c) == t.patience]
+    if not columns:
+        return []
+    medians = []
+    for values in zip(*columns):
+        finite = [v for v in values if math.isfinite(v) and v > 0]
+        if not finite:
+            return []
+        medians.append(statistics.median(finite))
+    return medians
+
+
+def learning_rate(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
+    """Update ratios far outside 1e-3 (DeepDiagnosis's band): too high, or too low with a
+    loss that barely moves."""
+    medians = _median_update_ratios(history, context, t)
+    if len(medians) < t.patience:
+        return []
+    high, low = t.update_ratio * t.update_factor, t.update_ratio / t.update_factor
+    evidence = {"median_update_ratio": medians, "healthy": t.update_ratio}
+    if min(medians) > high:
+        return [Finding(
+            "lr_too_high", "warning", "model", step,
+            f"each step changes the weights by {medians[-1]:.1%} of their size (healthy: "
+            f"about 0.1%): the learning rate is too high; try 10x smaller", evidence)]
+    losses = history.series("train/loss")[1]
+    if max(medians) < low and len(losses) >= 2 and losses[0] > 0:
+        change = abs(losses[0] - losses[-1]) / losses[0]
+        if change < t.stall_fraction:
+            return [Finding(
+                "lr_too_low", "warning", "model", step,
+                f"each step changes the weights by {medians[-1]:.1e} of their size (healthy: "
+                f"about 1e-3) and the loss moved {change:.1%}: the learning rate is too low; "
+                f"try 10-100x larger", {**evidence, "loss_change": change})]
+    return []
+
+
+def not_learning(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
+    """The training loss still at the chance loss after a while (AUTOTRAINER)."""
+    chance = context.chance_loss
+    losses = history.series("train/loss")[1]
+    if chance is None or len(losses) <= t.patience:
+        return []
+    values = losses[-t.patience:]
+    if all(math.isfinite(v) and abs(v - chance) <= t.chance_margin * chance for v in values):
+        return [Finding(
+            "not_learning", "error", "model", step,
+            f"the training loss is still {values[-1]:.3f}, the loss of a uniform guess "
+            f"({chance:.3f}): the network has learned nothing; look at the other findings, the "
+            f"learning rate, and whether the labels match the inputs",
+            {"train_loss": values, "chance_loss": chance})]
+    return []
+
+
+def overfitting(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
+    """Validation loss rising epoch after epoch while the training loss falls."""
+    count = t.overfit_epochs + 1
+    val_steps, val = (v[-count:] for v in history.series("val/loss"))
+    train_steps, train = history.series("train/loss")
+    if len(val) < count or not all(b > a for a, b in zip(val, val[1:])):
+        return []
+    before = [v for s, v in zip(train_steps, train) if s <= val_steps[0]]
+    since = [v for s, v in zip(train_steps, train) if s > val_steps[0]]
+    if not before or not since or statistics.mean(since) >= before[-1]:
+        return []
+    return [Finding(
+        "overfitting", "warning", "model", step,
+        f"the validation loss rose {t.overfit_epochs} epochs in a row ({val[0]:.3g} -> "
+        f"{val[-1]:.3g}) while the training loss fell: the network memorizes its training "
+        f"set; try more data or augmentation, weight decay, dropout, or stop earlier",
+        {"val_loss": val, "train_loss_then": before[-1], "train_loss_since": statistics.mean(since)})]
+
+
+RULES: tuple[Rule, ...] = (dead_units, saturated_units, vanishing_gradients, exploding_gradients,
+                           learning_rate, not_learning, overfitting)
+
+
+def evaluate(history: History, context: Context, thresholds: Thresholds,
+             step: int) -> list[Finding]:
+    """Every rule's findings at ``step`` (the latest step recorded in ``history``)."""
+    return [finding for rule in RULES for finding in rule(history, context, thresholds, step)]
+
+
+def truncated(history: History, step: int) -> History:
+    """The part of ``history`` recorded at or before ``step``."""
+    part = History()
+    for name in history.names():
+        for s, v in zip(*history.series(name)):
+            if s <= step:
+                part.record(s, {name: v})
+    return part
+
+
+def replay(history: History, context: Context, thresholds: Thresholds) -> list[Finding]:
+    """The findings of a finished run, each at the first logged step where it held."""
+    steps = sorted({s for name in history.names() for s in history.series(name)[0]})
+    findings: list[Finding] = []
+    for step in steps:
+        findings = merge(findings, evaluate(truncated(history, step), context, thresholds, step))
+    return findings
