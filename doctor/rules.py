@@ -198,19 +198,20 @@ def learning_rate(history: History, context: Context, t: Thresholds, step: int) 
 
 
 def not_learning(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
-    """The training loss still at the chance loss after a while (AUTOTRAINER)."""
+    """The training loss still at the chance loss after ``stall_steps`` steps (AUTOTRAINER)."""
     chance = context.chance_loss
-    losses = history.series("train/loss")[1]
-    if chance is None or len(losses) <= t.patience:
+    steps, losses = history.series("train/loss")
+    if chance is None or not steps or steps[-1] - steps[0] < t.stall_steps:
         return []
-    values = losses[-t.patience:]
-    if all(math.isfinite(v) and abs(v - chance) <= t.chance_margin * chance for v in values):
+    values = [v for s, v in zip(steps, losses) if s >= steps[-1] - t.stall_steps]
+    if len(values) >= t.patience and all(
+            math.isfinite(v) and abs(v - chance) <= t.chance_margin * chance for v in values):
         return [Finding(
             "not_learning", "error", "model", step,
-            f"the training loss is still {values[-1]:.3f}, the loss of a uniform guess "
-            f"({chance:.3f}): the network has learned nothing; look at the other findings, the "
-            f"learning rate, and whether the labels match the inputs",
-            {"train_loss": values, "chance_loss": chance})]
+            f"the training loss is still {values[-1]:.3f} after {t.stall_steps} steps, the loss "
+            f"of a uniform guess ({chance:.3f}): the network has learned nothing; look at the "
+            f"other findings, the learning rate, and whether the labels match the inputs",
+            {"train_loss": values, "chance_loss": chance, "steps": t.stall_steps})]
     return []
 
 

@@ -45,8 +45,12 @@ class Thresholds:
             this a too-low one (DeepDiagnosis's band, 1e-3 x/÷ 100).
         stall_fraction: [0.05] a too-low learning rate also leaves the training loss within
             this fraction of where it started.
-        chance_margin: [0.05] a training loss within this fraction of the chance loss after
-            ``patience`` logged steps is not learning (AUTOTRAINER's "slow convergence").
+        chance_margin: [0.05] a training loss that stays within this fraction of the chance
+            loss for ``stall_steps`` optimizer steps is not learning (AUTOTRAINER's "slow
+            convergence").
+        stall_steps: [200] see ``chance_margin``. AUTOTRAINER judges whole epochs; 200 steps
+            is a quarter of an epoch of the shipped MNIST configs, and several times the
+            plateau a small sigmoid net sits on before it breaks away (XOR: about 40 steps).
         overfit_epochs: [3] validation loss rising this many epochs in a row while the
             training loss falls is overfitting (early stopping's usual patience).
         symmetry_tolerance: [1e-6] units whose incoming weights agree to this relative
@@ -66,6 +70,7 @@ class Thresholds:
     update_factor: float = 100.0
     stall_fraction: float = 0.05
     chance_margin: float = 0.05
+    stall_steps: int = 200
     overfit_epochs: int = 3
     symmetry_tolerance: float = 1e-6
     patience: int = 3
