@@ -173,20 +173,22 @@ def _median_update_ratios(history: History, context: Context, t: Thresholds) -> 
 
 
 def learning_rate(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
-    """Update ratios far outside 1e-3 (DeepDiagnosis's band): too high, or too low with a
-    loss that barely moves."""
+    """Update ratios far outside 1e-3 (DeepDiagnosis's band): too high at the latest logged
+    step, or too low for ``patience`` logged steps with a loss that barely moves."""
     medians = _median_update_ratios(history, context, t)
-    if len(medians) < t.patience:
+    if not medians:
         return []
     high, low = t.update_ratio * t.update_factor, t.update_ratio / t.update_factor
     evidence = {"median_update_ratio": medians, "healthy": t.update_ratio}
-    if min(medians) > high:
+    # One logged step is enough here: at 100x the healthy size each step rewrites a tenth
+    # of the weights, and such a phase is often over (units dead, loss stuck) a log later.
+    if medians[-1] > high:
         return [Finding(
             "lr_too_high", "warning", "model", step,
             f"each step changes the weights by {medians[-1]:.1%} of their size (healthy: "
             f"about 0.1%): the learning rate is too high; try 10x smaller", evidence)]
     losses = history.series("train/loss")[1]
-    if max(medians) < low and len(losses) >= 2 and losses[0] > 0:
+    if len(medians) == t.patience and max(medians) < low and len(losses) >= 2 and losses[0] > 0:
         change = abs(losses[0] - losses[-1]) / losses[0]
         if change < t.stall_fraction:
             return [Finding(

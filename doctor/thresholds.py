@@ -56,7 +56,8 @@ class Thresholds:
         symmetry_tolerance: [1e-6] units whose incoming weights agree to this relative
             tolerance are identical (zero or constant init): nothing can tell them apart.
         patience: [3] rules on logged series need this many logged steps in a row, so one
-            noisy batch is no verdict.
+            noisy batch is no verdict (a too-high learning rate needs one: see
+            ``doctor.rules.learning_rate``).
     """
 
     initial_loss_factor: float = 1.5
