@@ -208,22 +208,27 @@ def judge(report: Preflight, t: Thresholds) -> list[Finding]:
             f"scale down the head's init (or check the loss matches the task)",
             {"loss": report.loss, "chance_loss": chance, "threshold": t.initial_loss_factor}))
     findings += signal(report, t)
-    for layer in report.layers:
-        if (layer["dead_fraction"] or 0) >= t.dead_fraction:
-            findings.append(Finding(
-                "dead_units", "warning", layer["name"], 0,
-                f"{layer['dead_fraction']:.0%} of the units of {layer['name']} ({layer['kind']}) "
-                f"output zero for every sample already at init: they will never learn; "
-                f"check the init and the biases, or use leaky_relu",
-                {"dead_fraction": layer["dead_fraction"], "threshold": t.dead_fraction}))
-        if (layer["saturated_fraction"] or 0) >= t.saturated_fraction:
-            findings.append(Finding(
-                "saturated_units", "warning", layer["name"], 0,
-                f"{layer['saturated_fraction']:.0%} of the outputs of {layer['name']} "
-                f"({layer['kind']}) start at its asymptotes, where its gradient is near zero; "
-                f"use a smaller init scale (xavier_normal with gain 1) or ReLU",
-                {"saturated_fraction": layer["saturated_fraction"],
-                 "threshold": t.saturated_fraction}))
+    dead = [l for l in report.layers if (l["dead_fraction"] or 0) >= t.dead_fraction]
+    if dead:  # one finding, at the first such layer: the later ones often follow from it
+        first, more = dead[0], f" (and {len(dead) - 1} later layers)" if len(dead) > 1 else ""
+        findings.append(Finding(
+            "dead_units", "warning", first["name"], 0,
+            f"{first['dead_fraction']:.0%} of the units of {first['name']} ({first['kind']}){more} "
+            f"output zero for every sample already at init: they will never learn; check the "
+            f"init and the biases, or use leaky_relu",
+            {"dead_fraction": {l["name"]: l["dead_fraction"] for l in dead},
+             "threshold": t.dead_fraction}))
+    saturated = [l for l in report.layers if (l["saturated_fraction"] or 0) >= t.saturated_fraction]
+    if saturated:
+        first = saturated[0]
+        more = f" (and {len(saturated) - 1} later layers)" if len(saturated) > 1 else ""
+        findings.append(Finding(
+            "saturated_units", "warning", first["name"], 0,
+            f"{first['saturated_fraction']:.0%} of the outputs of {first['name']} "
+            f"({first['kind']}){more} start at its asymptotes, where its gradient is near zero; "
+            f"use a smaller init scale (xavier_normal with gain 1) or ReLU",
+            {"saturated_fraction": {l["name"]: l["saturated_fraction"] for l in saturated},
+             "threshold": t.saturated_fraction}))
     ratios = [w["update_ratio"] for w in report.weights
               if w["update_ratio"] is not None and math.isfinite(w["update_ratio"])
               and w["update_ratio"] > 0]

@@ -65,20 +65,36 @@ def recent(history: History, name: str, count: int) -> list[float]:
     return history.series(name)[1][-count:]
 
 
+def _persistent(history: History, context: Context, family: str, threshold: float,
+                patience: int) -> dict[str, list[float]]:
+    """Layers whose last ``patience`` logged values of ``family`` are all >= ``threshold``,
+    input to output (the context's order; a CSV's columns are sorted by name)."""
+    order = {name: index for index, name in enumerate(context.activations)}
+    layers = {}
+    for name in history.names(f"{family}/"):
+        values = recent(history, name, patience)
+        if len(values) == patience and min(values) >= threshold:
+            layers[name.removeprefix(f"{family}/")] = values
+    return dict(sorted(layers.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def _more(layers: dict) -> str:
+    return f" (and {len(layers) - 1} later layers)" if len(layers) > 1 else ""
+
+
 def dead_units(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
-    """Rectifier layers whose units stay at zero for every sample (AUTOTRAINER's dying ReLU)."""
-    findings = []
-    for name in history.names("act_dead/"):
-        layer = name.removeprefix("act_dead/")
-        values = recent(history, name, t.patience)
-        if len(values) == t.patience and min(values) >= t.dead_fraction:
-            findings.append(Finding(
-                "dead_units", "warning", layer, step,
-                f"{values[-1]:.0%} of the units of {context.describe(layer)} output zero for every "
-                f"sample: they pass no gradient and have stopped learning; try a smaller learning "
-                f"rate, Kaiming init or leaky_relu",
-                {"dead_fraction": values, "threshold": t.dead_fraction}))
-    return findings
+    """Rectifier layers whose units stay at zero for every sample (AUTOTRAINER's dying ReLU);
+    one finding, at the first such layer."""
+    layers = _persistent(history, context, "act_dead", t.dead_fraction, t.patience)
+    if not layers:
+        return []
+    layer, values = next(iter(layers.items()))
+    return [Finding(
+        "dead_units", "warning", layer, step,
+        f"{values[-1]:.0%} of the units of {context.describe(layer)}{_more(layers)} output zero "
+        f"for every sample: they pass no gradient and have stopped learning; try a smaller "
+        f"learning rate, Kaiming init or leaky_relu",
+        {"dead_fraction": layers, "threshold": t.dead_fraction})]
 
 
 def saturated_units(history: History, context: Context, t: Thresholds,
@@ -87,19 +103,16 @@ def saturated_units(history: History, context: Context, t: Thresholds,
     chance, loss = context.chance_loss, history.last("train/loss")
     if chance is not None and loss is not None and loss < t.learned_fraction * chance:
         return []  # it has learned: saturation is its answer, not its obstacle
-    findings = []
-    for name in history.names("act_saturated/"):
-        layer = name.removeprefix("act_saturated/")
-        values = recent(history, name, t.patience)
-        if len(values) == t.patience and min(values) >= t.saturated_fraction:
-            findings.append(Finding(
-                "saturated_units", "warning", layer, step,
-                f"{values[-1]:.0%} of the outputs of {context.describe(layer)} sit at its "
-                f"asymptotes, where its derivative is near zero, so its gradient is gone; try "
-                f"a smaller init scale (Xavier), tanh or ReLU, or a smaller learning rate",
-                {"saturated_fraction": values, "train_loss": loss,
-                 "threshold": t.saturated_fraction}))
-    return findings
+    layers = _persistent(history, context, "act_saturated", t.saturated_fraction, t.patience)
+    if not layers:
+        return []
+    layer, values = next(iter(layers.items()))
+    return [Finding(
+        "saturated_units", "warning", layer, step,
+        f"{values[-1]:.0%} of the outputs of {context.describe(layer)}{_more(layers)} sit at "
+        f"its asymptotes, where its derivative is near zero, so its gradient is gone; try a "
+        f"smaller init scale (Xavier), tanh or ReLU, or a smaller learning rate",
+        {"saturated_fraction": layers, "train_loss": loss, "threshold": t.saturated_fraction})]
 
 
 def vanishing_gradients(history: History, context: Context, t: Thresholds,
@@ -218,22 +231,28 @@ def not_learning(history: History, context: Context, t: Thresholds, step: int) -
 
 
 def overfitting(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
-    """Validation loss rising epoch after epoch while the training loss falls."""
-    count = t.overfit_epochs + 1
-    val_steps, val = (v[-count:] for v in history.series("val/loss"))
-    train_steps, train = history.series("train/loss")
-    if len(val) < count or not all(b > a for a, b in zip(val, val[1:])):
+    """Validation loss above its best for ``overfit_epochs`` epochs (early stopping's
+    patience) while the training loss kept falling."""
+    val_steps, val = history.series("val/loss")
+    if len(val) <= t.overfit_epochs:
         return []
-    before = [v for s, v in zip(train_steps, train) if s <= val_steps[0]]
-    since = [v for s, v in zip(train_steps, train) if s > val_steps[0]]
-    if not before or not since or statistics.mean(since) >= before[-1]:
+    best = min(range(len(val)), key=val.__getitem__)
+    if len(val) - 1 - best < t.overfit_epochs or not val[-1] > val[best]:
+        return []
+    train_steps, train = history.series("train/loss")
+    before = [v for s, v in zip(train_steps, train) if s <= val_steps[best]]
+    since = [v for s, v in zip(train_steps, train) if s > val_steps[best]]
+    if not before or not since or statistics.mean(since) >= statistics.mean(before[-len(since):]):
         return []
     return [Finding(
         "overfitting", "warning", "model", step,
-        f"the validation loss rose {t.overfit_epochs} epochs in a row ({val[0]:.3g} -> "
-        f"{val[-1]:.3g}) while the training loss fell: the network memorizes its training "
-        f"set; try more data or augmentation, weight decay, dropout, or stop earlier",
-        {"val_loss": val, "train_loss_then": before[-1], "train_loss_since": statistics.mean(since)})]
+        f"the validation loss has risen from its best ({val[best]:.3g}, step {val_steps[best]}) "
+        f"to {val[-1]:.3g} over {len(val) - 1 - best} epochs while the training loss fell: the "
+        f"network memorizes its training set; try more data or augmentation, weight decay, "
+        f"dropout, or stop earlier",
+        {"val_loss": val[best:], "best_step": val_steps[best],
+         "train_loss_before": statistics.mean(before[-len(since):]),
+         "train_loss_since": statistics.mean(since)})]
 
 
 RULES: tuple[Rule, ...] = (dead_units, saturated_units, vanishing_gradients, exploding_gradients,

@@ -51,7 +51,7 @@ class Thresholds:
         stall_steps: [200] see ``chance_margin``. AUTOTRAINER judges whole epochs; 200 steps
             is a quarter of an epoch of the shipped MNIST configs, and several times the
             plateau a small sigmoid net sits on before it breaks away (XOR: about 40 steps).
-        overfit_epochs: [3] validation loss rising this many epochs in a row while the
+        overfit_epochs: [3] validation loss above its best for this many epochs while the
             training loss falls is overfitting (early stopping's usual patience).
         symmetry_tolerance: [1e-6] units whose incoming weights agree to this relative
             tolerance are identical (zero or constant init): nothing can tell them apart.

@@ -4,6 +4,7 @@ findings in ``metrics.json``, and that a run with it trains exactly as without i
 import json
 import logging
 import math
+import subprocess
 
 import pytest
 import torch
@@ -158,3 +159,19 @@ def test_divergence_is_a_finding_with_forensics(tmp_path):
     assert layer in ("features.0", "features.2", "head")
     assert finding["evidence"]["steps"]  # the last logged values before it broke
     assert any(key.startswith(("update_ratio/", "grad_norm/")) for key in finding["evidence"])
+
+
+def test_findings_reach_the_wandb_summary_and_table(tmp_path):
+    run_dir = run("fit", *XOR, "--trainer.max_epochs", "1", "--model.init_args.init", "zeros",
+                  "--trainer.logger", "lightning.pytorch.loggers.WandbLogger",
+                  "--trainer.logger.offline", "true", root=tmp_path / "runs")
+    output = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir / "wandb")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    summary = {k: v for r in records if r["type"] == "summary"
+               for k, v in r["summary"]["update"].items()}
+    history = {k: v for r in records if r["type"] == "history" for k, v in r["history"]["item"].items()}
+    assert summary["findings"] == metrics(run_dir)["findings"]
+    assert summary["findings"][0]["code"] == "symmetry"
+    assert history["doctor/findings._type"] == "table-file"
+    assert history["figures/signal_propagation._type"] == "image-file"
