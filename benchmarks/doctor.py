@@ -21,6 +21,8 @@ import yaml
 from PIL import Image
 
 from benchmarks.zoo import CONFIGS, SHARED_DATA, ZOO, Case, arguments, mnist
+from callbacks.doctor import Doctor
+from netscope.cli import NetscopeCLI
 from netscope.main import main
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -38,6 +40,11 @@ def tiny_cifar(root: Path) -> Path:
                 pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i:04d}.png")
     return root
+
+
+def layer_of(where: str) -> str:
+    """The layer a finding names: itself, or the module of a parameter it names."""
+    return where.removesuffix(".weight").removesuffix(".bias")
 
 
 def run_case(case: Case, root: Path, cifar: Path | None = None) -> dict:
@@ -59,32 +66,71 @@ def run_case(case: Case, root: Path, cifar: Path | None = None) -> dict:
     else:
         hits = [f for f in findings if f["code"] == case.code]
         row["detected"] = bool(hits)
-        row["layer_right"] = any(f["where"] == case.where for f in hits)
+        row["layer_right"] = any(layer_of(f["where"]) == case.where for f in hits)
         row["where_found"] = sorted({f["where"] for f in hits})
         row["first_step"] = min((f["step"] for f in hits), default=None)
         row["ok"] = row["detected"] and row["layer_right"]
     return row
 
 
+class TimedDoctor(Doctor):
+    """The Doctor, counting the CPU time its hooks take (pre-flight apart)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds = {"preflight": 0.0, "rules": 0.0}
+
+    def run_preflight(self, *args, **kwargs) -> None:
+        started = time.process_time()
+        super().run_preflight(*args, **kwargs)
+        self.seconds["preflight"] += time.process_time() - started
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        started = time.process_time()
+        super().on_train_batch_end(*args, **kwargs)
+        self.seconds["rules"] += time.process_time() - started
+
+    def on_train_epoch_end(self, *args, **kwargs) -> None:
+        started = time.process_time()
+        super().on_train_epoch_end(*args, **kwargs)
+        self.seconds["rules"] += time.process_time() - started
+
+
 def overhead(root: Path, steps: int, repeats: int) -> dict:
-    """Fit time of the MNIST config with and without the doctor, alternated."""
+    """The doctor's cost on the MNIST config (diagnostics on): CPU time inside its hooks
+    over the fit's CPU time (robust on a busy machine), and fit wall time with and without
+    it, alternated in this process."""
     config = yaml.safe_load((CONFIGS / "mnist.yaml").read_text())
-    config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"]
-                                      if c["class_path"] != "callbacks.Doctor"]
-    without = root / "mnist_without_doctor.yaml"
-    without.write_text(yaml.safe_dump(config))
+    without = [c for c in config["trainer"]["callbacks"] if c["class_path"] != "callbacks.Doctor"]
+    configs = {}
+    for label, callbacks in (("without", without),
+                             ("with", [*without, {"class_path": "benchmarks.doctor.TimedDoctor"}])):
+        configs[label] = root / f"mnist_{label}_doctor.yaml"
+        configs[label].write_text(yaml.safe_dump({**config, "trainer": {**config["trainer"],
+                                                                         "callbacks": callbacks}}))
     times: dict[str, list[float]] = {"with": [], "without": []}
+    cpu: dict[str, list[float]] = {"fit": [], "rules": [], "preflight": []}
     for _ in range(repeats):
-        for label, path in (("without", without), ("with", CONFIGS / "mnist.yaml")):
+        for label in ("without", "with"):
             args = list(mnist(steps=steps, every=50))
-            args[args.index("--config") + 1] = str(path)
-            started = time.perf_counter()
-            main(["fit", *args, "--data.init_args.data_dir", str(SHARED_DATA / "mnist"),
-                  "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", str(root / label)])
-            times[label].append(time.perf_counter() - started)
+            args[args.index("--config") + 1] = str(configs[label])
+            args[args.index("{data}/mnist")] = str(SHARED_DATA / "mnist")
+            cli_started, cpu_started = time.perf_counter(), time.process_time()
+            cli = NetscopeCLI(["fit", *args, "--trainer.limit_val_batches", "0",
+                               "--trainer.default_root_dir", str(root / label)])
+            times[label].append(time.perf_counter() - cli_started)
+            if label == "with":
+                doctor = next(c for c in cli.trainer.callbacks if isinstance(c, TimedDoctor))
+                cpu["fit"].append(time.process_time() - cpu_started)
+                cpu["rules"].append(doctor.seconds["rules"])
+                cpu["preflight"].append(doctor.seconds["preflight"])
     with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
-    return {"steps": steps, "repeats": repeats, "with_s": times["with"], "without_s": times["without"],
-            "overhead": with_s / without_s - 1}
+    return {"steps": steps, "repeats": repeats, "wall_with_s": times["with"],
+            "wall_without_s": times["without"], "wall_overhead": with_s / without_s - 1,
+            "cpu_fit_s": cpu["fit"], "cpu_rules_s": cpu["rules"], "cpu_preflight_s": cpu["preflight"],
+            "cpu_share_rules": statistics.median(r / f for r, f in zip(cpu["rules"], cpu["fit"])),
+            "cpu_share_with_preflight": statistics.median(
+                (r + p) / f for r, p, f in zip(cpu["rules"], cpu["preflight"], cpu["fit"]))}
 
 
 def main_cli(argv: list[str] | None = None) -> dict:
@@ -137,8 +183,11 @@ def print_table(rows: list[dict], totals: dict) -> None:
           f"{totals['layer_accuracy']:.0%}, warnings/errors on {totals['healthy_cases']} healthy "
           f"runs: {totals['false_findings_on_healthy']}")
     if "overhead" in totals:
-        print(f"doctor overhead over diagnostics alone: {totals['overhead']['overhead']:+.1%} "
-              f"({totals['overhead']['steps']} steps, median of {totals['overhead']['repeats']})")
+        o = totals["overhead"]
+        print(f"doctor overhead over diagnostics alone ({o['steps']} MNIST steps, median of "
+              f"{o['repeats']}): CPU in its hooks {o['cpu_share_rules']:.2%} of the fit "
+              f"({o['cpu_share_with_preflight']:.2%} with the pre-flight); wall time "
+              f"{o['wall_overhead']:+.1%}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ class Case:
             ``{cifar}`` a generated CIFAR-10 folder).
         code: the finding it must produce (``None``: a healthy run, which must produce no
             warning or error).
-        where: the layer or parameter that finding must name.
+        where: the layer that finding must name (a finding naming one of its parameters,
+            ``features.0.weight`` for ``features.0``, names it too).
         data: the shared data set it needs (``None``: generated data).
         quick: part of the default test suite (seconds, not minutes).
     """
@@ -86,7 +87,8 @@ BROKEN: tuple[Case, ...] = (
                               "--optimizer", "torch.optim.Adam", "--optimizer.lr", "0.003",
                               steps=2, every=1),
          "overfitting", "model", note="128 training images, 25 epochs"),
-    Case("diverged", mnist("--optimizer.lr", "1000000", steps=40), "diverged", "features.0.weight"),
+    Case("diverged", mnist("--optimizer.lr", "1000000", steps=40), "diverged", "features.0",
+         note="the first layer's output overflows first"),
     Case("fashion_lr_x1000_adam", (
         "--config", str(CONFIGS / "fashion_mnist.yaml"),
         "--data.init_args.data_dir", "{data}/fashion-mnist", *SHORT,
