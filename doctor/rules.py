@@ -221,12 +221,20 @@ def not_learning(history: History, context: Context, t: Thresholds, step: int) -
     values = [v for s, v in zip(steps, losses) if s >= steps[-1] - t.stall_steps]
     if len(values) >= t.patience and all(
             math.isfinite(v) and abs(v - chance) <= t.chance_margin * chance for v in values):
+        # Which layer moves least: where a plateau usually starts (weak gradients there).
+        ratios = {n.removeprefix("update_ratio/"): history.last(n)
+                  for n in history.names("update_ratio/") if n.endswith(".weight")}
+        ratios = {n: r for n, r in ratios.items() if r is not None and math.isfinite(r)}
+        slowest = min(ratios, key=ratios.__getitem__) if ratios else None
+        hint = (f"; {slowest} moves least ({ratios[slowest]:.1e} of its size per step, healthy "
+                f"about 1e-3)" if slowest else "")
         return [Finding(
             "not_learning", "error", "model", step,
             f"the training loss is still {values[-1]:.3f} after {t.stall_steps} steps, the loss "
-            f"of a uniform guess ({chance:.3f}): the network has learned nothing; look at the "
-            f"other findings, the learning rate, and whether the labels match the inputs",
-            {"train_loss": values, "chance_loss": chance, "steps": t.stall_steps})]
+            f"of a uniform guess ({chance:.3f}): the network has learned nothing{hint}; look at "
+            f"the other findings, the learning rate, and whether the labels match the inputs",
+            {"train_loss": values, "chance_loss": chance, "steps": t.stall_steps,
+             "update_ratio": ratios})]
     return []
 
 
