@@ -62,7 +62,7 @@ BROKEN: tuple[Case, ...] = (
          "exploding_gradients", "features.1", quick=True,
          note="deep ReLU MLP, N(0, 0.5²) weights: the signal grows ~4x per layer"),
     Case("zero_init", mnist("--model.init_args.init", "zeros", steps=20),
-         "symmetry", "features.0", quick=True),
+         "symmetry", "features.0", note="by default tested on XOR in tests/test_doctor.py"),
     Case("deep_sigmoid", mnist(*DEEP, "--model.init_args.activation", "sigmoid", steps=20),
          "vanishing_gradients", "features.1",
          note="sigmoid' <= 1/4: the gradient shrinks at least 4x per layer"),
