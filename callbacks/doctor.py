@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
 from callbacks.cadence import is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import log_figure, log_findings
+from callbacks.run_summary import one_line
 from core.history import History
 from doctor.findings import Finding, add_findings, console_block, merge, read_findings
 from doctor.preflight import FILENAME as PREFLIGHT_FILE, Preflight, context_of, run_preflight
@@ -142,9 +143,13 @@ class Doctor(Callback):
 
     def run_preflight(self, trainer: Trainer, pl_module: LightningModule, batch: Any) -> None:
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
-        report = run_preflight(pl_module, optimizer, batch, self.thresholds,
-                               self.saturation_margin, trainer.precision_plugin.forward_context)
         self.preflight_done = True
+        try:
+            report = run_preflight(pl_module, optimizer, batch, self.thresholds,
+                                   self.saturation_margin, trainer.precision_plugin.forward_context)
+        except Exception as error:  # a model the check does not fit must still train
+            rank_zero_warn(f"The doctor's pre-flight check was skipped: {one_line(error)}")
+            return
         self.findings = merge(self.findings, report.findings)
         if trainer.is_global_zero:
             self.publish_preflight(trainer, report)

@@ -11,6 +11,7 @@ generators are restored afterwards, so a run with the check trains exactly as wi
 
 import contextlib
 import copy
+import inspect
 import math
 import statistics
 from collections.abc import Callable
@@ -94,7 +95,11 @@ def copy_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module,
     groups = [{**{k: v for k, v in group.items() if k != "params"},
                "params": [cloned[names[id(p)]] for p in group["params"] if id(p) in names]}
               for group in optimizer.param_groups]
-    return type(optimizer)([g for g in groups if g["params"]], **optimizer.defaults)
+    # The groups carry every setting; the constructor gets the defaults it accepts (AdamW
+    # keeps a ``decoupled_weight_decay`` default that its own __init__ does not take).
+    accepted = inspect.signature(type(optimizer).__init__).parameters
+    defaults = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+    return type(optimizer)([g for g in groups if g["params"]], **defaults)
 
 
 def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, batch: Any,
@@ -161,7 +166,10 @@ def one_step(module: nn.Module, clone: nn.Module, optimizer: torch.optim.Optimiz
     parameters = dict(clone.named_parameters())
     before = {name: parameters[name].detach().clone() for name in weights}
     if optimizer is not None:
-        copy_optimizer(optimizer, module, clone).step()
+        try:
+            copy_optimizer(optimizer, module, clone).step()
+        except TypeError:  # an optimizer whose step needs a closure (LBFGS): no ratio
+            optimizer = None
     rows = []
     for name in weights:
         parameter, old = parameters[name], before[name]
@@ -169,7 +177,7 @@ def one_step(module: nn.Module, clone: nn.Module, optimizer: torch.optim.Optimiz
         grad = parameter.grad
         rows.append({"name": name, "weight_norm": weight_norm,
                      "grad_norm": float(grad.float().norm()) if grad is not None else 0.0,
-                     "update_ratio": moved / weight_norm if weight_norm > 0 else None})
+                     "update_ratio": moved / weight_norm if weight_norm > 0 and optimizer else None})
     return rows
 
 
