@@ -8,6 +8,7 @@ from callbacks.activations import ActivationStatistics
 from callbacks.checkpoint import FiniteModelCheckpoint
 from callbacks.console import EpochLinePrinter
 from callbacks.divergence import DivergenceGuard
+from callbacks.doctor import Doctor
 from callbacks.evaluation_report import EvaluationReport
 from callbacks.figures import TrainingFigures
 from callbacks.gradient_norms import GradientNorms
@@ -22,6 +23,7 @@ from callbacks.weight_norms import WeightNorms
 __all__ = [
     "ActivationStatistics",
     "DivergenceGuard",
+    "Doctor",
     "EpochLinePrinter",
     "EvaluationReport",
     "FiniteModelCheckpoint",

@@ -1,7 +1,7 @@
 """Activation statistics and histograms through forward hooks on the activation modules.
 
-Scalars ``act_mean/<layer>``, ``act_std/<layer>``, ``act_dead/<layer>`` (rectifiers),
-``act_saturated/<layer>`` (sigmoid, tanh) and histograms ``activations/<layer>``, where
+Scalars ``act_mean/<layer>``, ``act_std/<layer>``, ``act_dead/<layer>`` and ``act_zero/<layer>``
+(rectifiers), ``act_saturated/<layer>`` (sigmoid, tanh) and histograms ``activations/<layer>``, where
 ``<layer>`` is the activation module's qualified name (``features.1``).
 """
 
@@ -16,11 +16,7 @@ from callbacks.logging_sinks import (DEFAULT_BINS, Histogram, histogram, log_his
                                      log_scalars, media_loggers)
 from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
 from core.errors import UserError
-
-#: Output range (lower, upper asymptote) of each saturating activation.
-ASYMPTOTES: dict[type[nn.Module], tuple[float, float]] = {
-    nn.Sigmoid: (0.0, 1.0), nn.Tanh: (-1.0, 1.0),
-}
+from doctor.measures import ASYMPTOTES, dead_fraction, saturated_fraction, zero_fraction
 
 
 class ActivationStatistics(Callback):
@@ -33,8 +29,11 @@ class ActivationStatistics(Callback):
 
     - ``act_mean``, ``act_std``: Glorot & Bengio (2010, fig. 2 and 3) follow these per layer
       over training to see layers drift into saturation.
-    - ``act_dead`` (``RECTIFIER_TYPES``): fraction of exact zeros, i.e. outputs on the flat
-      side of a ReLU, which pass no gradient back.
+    - ``act_dead`` (``RECTIFIER_TYPES``): share of units (channels of a conv output, features
+      of a linear one) that are zero for every sample and position of the batch: units that
+      pass no gradient back and no longer learn (a few percent in a healthy layer).
+    - ``act_zero`` (``RECTIFIER_TYPES``): share of exact zeros among all outputs, i.e. on the
+      flat side of a ReLU (sparsity, about 0.5 in a healthy layer).
     - ``act_saturated`` (``SATURATING_TYPES``): fraction of outputs within
       ``saturation_margin`` x (output range) of an asymptote. The default 0.05 gives
       sigmoid < 0.05 or > 0.95 and |tanh| > 0.9. Glorot & Bengio give no number: they read
@@ -112,12 +111,11 @@ class ActivationStatistics(Callback):
         std, mean = torch.std_mean(values)
         stats = {f"act_mean/{name}": mean, f"act_std/{name}": std}
         if isinstance(module, RECTIFIER_TYPES):
-            stats[f"act_dead/{name}"] = (values == 0).float().mean()
+            stats[f"act_dead/{name}"] = dead_fraction(values)
+            stats[f"act_zero/{name}"] = zero_fraction(values)
         if isinstance(module, SATURATING_TYPES) and type(module) in ASYMPTOTES:
-            low, high = ASYMPTOTES[type(module)]
-            margin = self.saturation_margin * (high - low)
-            saturated = (values < low + margin) | (values > high - margin)
-            stats[f"act_saturated/{name}"] = saturated.float().mean()
+            stats[f"act_saturated/{name}"] = saturated_fraction(values, module,
+                                                                self.saturation_margin)
         return stats
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: STEP_OUTPUT,

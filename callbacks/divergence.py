@@ -1,6 +1,7 @@
 """Stop a run that diverges, and say where: a study result, not a crash."""
 
 import math
+from collections import deque
 from typing import Any
 
 import torch
@@ -10,8 +11,11 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn
 
 from callbacks.cadence import logger_step
-from callbacks.run_summary import RunSummary
 from core.errors import UserError
+from doctor.findings import Finding, add_findings
+
+#: The logged families kept for the forensics of a divergence.
+FORENSICS = ("update_ratio/", "grad_norm/", "act_mean/", "act_std/")
 
 
 class DivergenceGuard(Callback):
@@ -21,9 +25,12 @@ class DivergenceGuard(Callback):
     device: the norm of all gradients before the optimizer step, the batch loss after it.
     The loss of the first batch is always read: it is the reference for ``loss_factor``.
     When a gradient is NaN/inf, the loss is NaN/inf, or the loss exceeds ``loss_factor``
-    times the first loss checked, the guard sets ``trainer.should_stop`` and records
-    ``status: diverged`` with a one-line reason in ``metrics.json`` (``RunSummary``); the
-    process ends normally (exit 0) and the test after fit is skipped.
+    times the first loss checked, the guard sets ``trainer.should_stop`` and adds a
+    ``diverged`` finding to the run's ``findings.json`` (``metrics.json`` then reads
+    ``status: diverged`` with its reason); the process ends normally (exit 0) and the test
+    after fit is skipped. The finding's evidence holds the forensics: the last few values
+    the diagnostics logged for the failing layer (update ratio, gradient norm, activation
+    mean and std of the activation after it) before it broke.
 
     The reason names the step (as logged: ``trainer/global_step``) and where it went wrong.
     For non-finite gradients the batch is run forward once more, with the weights that
@@ -51,9 +58,20 @@ class DivergenceGuard(Callback):
         self.initial_loss: float | None = None
         self.batch: Any = None
         self.stopped = False
+        # The diagnostics' latest logged values at each check (references, no copies), for
+        # the forensics; a few logging steps are enough to show the run breaking.
+        self.recent: deque[tuple[int, dict[str, torch.Tensor]]] = deque(maxlen=4)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.initial_loss, self.stopped = None, False
+        self.recent.clear()
+
+    def remember(self, trainer: Trainer) -> None:
+        """Keep the diagnostics' values logged since the last check."""
+        logged = {n: v for n, v in trainer.callback_metrics.items() if n.startswith(FORENSICS)}
+        last = self.recent[-1][1] if self.recent else {}
+        if logged and any(last.get(n) is not v for n, v in logged.items()):
+            self.recent.append((logger_step(trainer), logged))
 
     def due(self, trainer: Trainer) -> bool:
         return not self.stopped and (logger_step(trainer) + 1) % self.check_every_n_steps == 0
@@ -67,12 +85,13 @@ class DivergenceGuard(Callback):
                                  optimizer: torch.optim.Optimizer) -> None:
         if not self.due(trainer) or getattr(trainer.precision_plugin, "scaler", None) is not None:
             return
+        self.remember(trainer)
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         reason = None
         if grads and not math.isfinite(total_norm(grads).item()):
-            where = locate(trainer, pl_module, self.batch)
-            reason = f"step {logger_step(trainer)}: non-finite gradients; {where}"
-        self.decide(trainer, reason)
+            where, text = locate(trainer, pl_module, self.batch)
+            reason = where, f"non-finite gradients; {text}"
+        self.decide(trainer, pl_module, reason)
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: STEP_OUTPUT,
@@ -82,31 +101,57 @@ class DivergenceGuard(Callback):
         first = self.initial_loss is None  # the first loss is always read: the reference
         if not isinstance(loss, torch.Tensor) or not (self.due(trainer) or first):
             return
-        value, step, reason = loss.detach().float().item(), logger_step(trainer), None
+        self.remember(trainer)
+        value, reason = loss.detach().float().item(), None
         if self.initial_loss is None and math.isfinite(value):
             self.initial_loss = value
         if not math.isfinite(value):
             bad = next((n for n, p in pl_module.named_parameters() if not p.isfinite().all()), None)
-            reason = f"step {step}: non-finite loss ({value}); " + (
-                f"first non-finite weights in {bad}" if bad else largest_gradient(pl_module))
+            where, text = (bad, f"first non-finite weights in {bad}") if bad else \
+                largest_gradient(pl_module)
+            reason = where, f"non-finite loss ({value}); {text}"
         elif self.initial_loss and value > self.loss_factor * self.initial_loss > 0:
-            reason = (f"step {step}: loss {value:.4g} exceeded {self.loss_factor:g} x the initial "
-                      f"loss {self.initial_loss:.4g}; {largest_gradient(pl_module)}")
-        self.decide(trainer, reason)
+            where, text = largest_gradient(pl_module)
+            reason = where, (f"loss {value:.4g} exceeded {self.loss_factor:g} x the initial loss "
+                             f"{self.initial_loss:.4g}; {text}")
+        self.decide(trainer, pl_module, reason)
 
-    def decide(self, trainer: Trainer, reason: str | None) -> None:
-        """Stop every rank when any rank has a reason (call on all ranks at the same steps)."""
+    def decide(self, trainer: Trainer, pl_module: LightningModule,
+               reason: tuple[str, str] | None) -> None:
+        """Stop every rank when any rank has a ``(where, what)`` reason (call on all ranks at
+        the same steps), and record the verdict as a ``diverged`` finding."""
         if not trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
             return
-        reason = reason or f"step {logger_step(trainer)}: another process diverged"
+        where, text = reason or ("model", "another process diverged")
+        step = logger_step(trainer)
         self.stopped = trainer.should_stop = True
-        summary = RunSummary.of(trainer)
-        if summary is not None:
-            summary.mark("diverged", reason)
-        rank_zero_info(f"Training diverged and was stopped: {reason}")
+        rank_zero_info(f"Training diverged and was stopped: step {step}: {text}")
+        if trainer.is_global_zero:
+            finding = Finding(
+                "diverged", "error", where, step,
+                f"training diverged ({text}) and the divergence guard stopped it; try a "
+                f"smaller learning rate, gradient clipping or a learning-rate warm-up",
+                {"reason": text, **forensics(pl_module, where, list(self.recent))})
+            add_findings(trainer.default_root_dir, [finding])
 
 
-def locate(trainer: Trainer, pl_module: LightningModule, batch: Any) -> str:
+def forensics(module: nn.Module, where: str,
+              recent: list[tuple[int, dict[str, torch.Tensor]]]) -> dict[str, Any]:
+    """The last logged values around ``where`` (a layer or parameter): the update ratio and
+    gradient norm of its weight, and the mean and std of the activation layer after it."""
+    names = [name for name, _ in module.named_modules()]
+    layer = where.removesuffix(".weight").removesuffix(".bias")
+    after = names[names.index(layer) + 1:] if layer in names else []
+    keys = [f"update_ratio/{layer}.weight", f"grad_norm/{layer}.weight", "grad_norm/total"]
+    activation = next((n for n in after if recent and f"act_std/{n}" in recent[-1][1]), None)
+    if activation is not None:
+        keys += [f"act_mean/{activation}", f"act_std/{activation}"]
+    return {"steps": [step for step, _ in recent],
+            **{key: [float(values[key]) for _, values in recent if key in values]
+               for key in keys if any(key in values for _, values in recent)}}
+
+
+def locate(trainer: Trainer, pl_module: LightningModule, batch: Any) -> tuple[str, str]:
     """Where non-finite values first appear for ``batch``: the first layer (in execution
     order) whose output is not finite though its inputs are, or else the first parameter
     with non-finite gradients counting back from the loss.
@@ -115,14 +160,15 @@ def locate(trainer: Trainer, pl_module: LightningModule, batch: Any) -> str:
     inputs first) under the run's precision; buffers such as BatchNorm statistics are
     restored afterwards.
     """
-    found: list[str] = []
+    found: list[tuple[str, str]] = []
 
     def hook(name: str):
         def check(module: nn.Module, inputs: Any, output: Any) -> None:
             if found or not isinstance(output, torch.Tensor) or output.isfinite().all():
                 return
             if all(not isinstance(x, torch.Tensor) or x.isfinite().all() for x in inputs):
-                found.append(f"{name} ({type(module).__name__}{describe_parameters(name, module)})")
+                found.append((name, f"{name} ({type(module).__name__}"
+                                    f"{describe_parameters(name, module)})"))
         return check
 
     buffers = {name: b.clone() for name, b in pl_module.named_buffers()}
@@ -138,13 +184,14 @@ def locate(trainer: Trainer, pl_module: LightningModule, batch: Any) -> str:
         for name, buffer in pl_module.named_buffers():
             buffer.copy_(buffers[name])
     if found:
-        return f"the forward pass first produced non-finite values in {found[0]}"
+        return found[0][0], f"the forward pass first produced non-finite values in {found[0][1]}"
     named = list(pl_module.named_parameters())
     backwards = [n for n, p in reversed(named)
                  if p.grad is not None and not p.grad.isfinite().all()]
     if backwards:
-        return f"first non-finite gradient in {backwards[0]}, counting back from the loss"
-    return f"the gradient norm overflowed; {largest_gradient(pl_module)}"
+        return backwards[0], f"first non-finite gradient in {backwards[0]}, counting back from the loss"
+    where, text = largest_gradient(pl_module)
+    return where, f"the gradient norm overflowed; {text}"
 
 
 def describe_parameters(name: str, module: nn.Module) -> str:
@@ -169,10 +216,10 @@ def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
-def largest_gradient(module: nn.Module) -> str:
-    """``largest gradient in <param> (norm N)``."""
+def largest_gradient(module: nn.Module) -> tuple[str, str]:
+    """``(<param>, "largest gradient in <param> (norm N)")``."""
     norms = [(p.grad.norm().item(), n) for n, p in module.named_parameters() if p.grad is not None]
     if not norms:
-        return "no gradients"
+        return "model", "no gradients"
     norm, name = max(norms)
-    return f"largest gradient in {name} (norm {norm:.3g})"
+    return name, f"largest gradient in {name} (norm {norm:.3g})"

@@ -121,3 +121,23 @@ def log_figure(trainer: Trainer, name: str, path: str | Path, step: int) -> None
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
             logger.experiment.add_image(name, pixels, global_step=step, dataformats="HWC")
+
+
+def log_findings(trainer: Trainer, findings: list, step: int) -> None:
+    """Send the doctor's findings (``doctor.Finding``) to the loggers: on W&B a
+    ``doctor/findings`` table and the run summary's ``findings``; on TensorBoard a markdown
+    table as text."""
+    columns = ["severity", "code", "where", "step", "message"]
+    rows = [[getattr(f, c) for c in columns] for f in findings]
+    for logger in media_loggers(trainer):
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            logger.experiment.log({"doctor/findings": wandb.Table(columns=columns, data=rows),
+                                   "trainer/global_step": step})
+            logger.experiment.summary["findings"] = [f.to_dict() for f in findings]
+        else:
+            lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+            lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+            text = "\n".join(lines) if rows else "no findings"
+            logger.experiment.add_text("doctor/findings", text, global_step=step)

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from core.files import write_json
+from doctor.findings import read_findings
 
 #: ``running`` from the start of a fit until it ends: a run killed outright (``kill -9``, a
 #: lost machine) keeps saying ``running``, with the metrics of its last finished epoch.
@@ -23,6 +24,9 @@ class RunSummary(Callback):
     """Write ``metrics.json`` into the run directory whenever fit, validate or test ends,
     also when the run fails, is interrupted or is stopped by a divergence guard; during a
     fit, with ``status: running``, when it starts and at every epoch end.
+
+    ``findings`` holds the run's ``findings.json`` (the doctor's verdicts); a ``diverged``
+    finding there (the divergence guard's) sets ``status: diverged``.
 
     The file accumulates across stages of one process, so after ``fit`` and the test that
     follows it holds the train, validation and test metrics together.
@@ -90,14 +94,26 @@ class RunSummary(Callback):
                 extra=self.extra,
             )
 
+    def read_findings(self, trainer: Trainer) -> None:
+        """The run's findings (the doctor's and the divergence guard's ``findings.json``);
+        a ``diverged`` finding makes the status ``diverged``, its message the reason."""
+        findings = read_findings(trainer.default_root_dir)
+        self.extra["findings"] = [finding.to_dict() for finding in findings]
+        diverged = next((f for f in findings if f.code == "diverged"), None)
+        if diverged is not None and self.status == "completed":
+            reason = diverged.evidence.get("reason", diverged.message)
+            self.mark("diverged", f"step {diverged.step}: {reason}")
+
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.running = False
         self._collect(trainer)
+        self.read_findings(trainer)
         self.write(trainer)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self.running = False
         self._collect(trainer)
+        self.read_findings(trainer)
         if isinstance(exception, KeyboardInterrupt) or type(exception).__name__ == "SIGTERMException":
             self.mark("interrupted", f"{type(exception).__name__}: stopped by a signal")
         else:

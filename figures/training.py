@@ -19,7 +19,8 @@ OUTPUT_RANGE: dict[str, tuple[float, float]] = {
 def activation_figure(history: History, layer_types: dict[str, str]) -> Figure | None:
     """Glorot & Bengio (2010, fig. 2) for this run: per hidden layer, the mean activation
     (line) and mean ± one standard deviation (band, clipped to the output range) against
-    training steps; below, the fraction of saturated (sigmoid, tanh) or dead (ReLU) outputs
+    training steps; below, the share of saturated outputs (sigmoid, tanh) or of dead units
+    (ReLU units that are zero for every sample)
     where the layers have one. Up to four layers share one panel, as in the paper; more
     get one small panel each, which stays readable where overlapping bands would not.
     """
@@ -63,8 +64,8 @@ def activation_figure(history: History, layer_types: dict[str, str]) -> Figure |
             axis.plot(steps, values, "-" if kind == "act_saturated" else "--", color=colors[name],
                       lw=1.5, label=f"{name} {kind.removeprefix('act_')}")
         axis.set_ylim(-0.02, 1.02)
-        axis.set_ylabel("fraction of outputs")
-        axis.set_title("Saturated (sigmoid, tanh) or dead (ReLU) outputs")
+        axis.set_ylabel("fraction")
+        axis.set_title("Saturated outputs (sigmoid, tanh, solid) or dead units (ReLU, dashed)")
         axis.set_xlabel("training step")
         legend_beside(axis)
     else:

@@ -33,8 +33,23 @@ class NetscopeTrainer(Trainer):
                                weights_only)
 
     def check(self, model: LightningModule, datamodule: LightningDataModule | None = None) -> None:
-        """Run the doctor's pre-flight check alone (no training) and print its findings."""
-        raise UserError("`check` is being built (issue 12).")
+        """Run the doctor's pre-flight check alone (no training) and print its findings.
+
+        A fit that stops when training would start: the model, data, optimizer and LR
+        schedule are set up exactly as ``fit`` sets them up, the config's ``callbacks.Doctor``
+        (or a default one) checks one training batch, and no optimizer step is taken. The
+        findings go to the console and ``metrics.json``, the plot to
+        ``signal_propagation.png``.
+        """
+        from callbacks.doctor import Doctor  # the trainer is above the callbacks
+
+        doctor = next((c for c in self.callbacks if isinstance(c, Doctor)), None)
+        if doctor is None:
+            doctor = Doctor()
+            self.callbacks.append(doctor)
+        doctor.check_only = True
+        self.num_sanity_val_steps = 0  # nothing to validate: no step is taken
+        self.fit(model, datamodule=datamodule)
 
     def export(self, model: LightningModule, datamodule: LightningDataModule | None = None,
                ckpt_path: str | None = None, tta: TTAMode | None = None) -> None:

@@ -1,0 +1,177 @@
+"""The doctor: its rules on logged series, its pre-flight check through ``check``, its
+findings in ``metrics.json``, and that a run with it trains exactly as without it."""
+
+import json
+import logging
+import math
+import subprocess
+
+import pytest
+import torch
+
+from callbacks.doctor import Doctor
+from core.history import History
+from doctor.__main__ import diagnose
+from doctor.findings import Finding, console_block, merge
+from doctor.measures import dead_fraction, zero_fraction
+from doctor.rules import Context, evaluate, replay
+from doctor.thresholds import Thresholds
+from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
+
+XOR = ["--config", str(CONFIGS / "xor.yaml"), "--test_after_fit", "false"]
+CONTEXT = Context(task="classification", num_classes=10,
+                  activations={"features.1": "ReLU", "features.3": "ReLU"},
+                  weights=["features.0.weight", "features.2.weight", "head.weight"])
+
+
+def codes(findings: list[Finding]) -> dict[str, str]:
+    return {f.code: f.where for f in findings}
+
+
+def test_dead_units_are_units_zero_for_every_sample_not_zero_outputs():
+    output = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 2.0]])  # unit 0 never fires
+    assert float(dead_fraction(output)) == pytest.approx(1 / 3)
+    assert float(zero_fraction(output)) == pytest.approx(4 / 6)
+    conv = torch.zeros(2, 4, 3, 3)
+    conv[1, 2, 0, 0] = 1.0  # channel 2 fires once, at one position of one sample
+    assert float(dead_fraction(conv)) == 0.75
+
+
+def test_rules_name_the_layer_and_the_first_step_they_held():
+    history = History()
+    for step, dead in zip(range(9, 300, 30), [0.1, 0.2, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9]):
+        history.record(step, {"act_dead/features.3": dead, "act_dead/features.1": 0.02,
+                              "train/loss": 2.30})
+    findings = replay(history, CONTEXT, Thresholds())
+    found = {f.code: f for f in findings}
+    assert found["dead_units"].where == "features.3"
+    assert found["dead_units"].step == 129  # third logged value at or above 0.5 in a row
+    # at the chance loss (ln 10) for 200 steps: the first logged step 200 steps after the first
+    assert found["not_learning"].step == 219 and found["not_learning"].severity == "error"
+    assert "features.1" not in {f.where for f in findings}
+    # A threshold is a setting: at 0.95 nothing here is dead.
+    assert "dead_units" not in codes(replay(history, CONTEXT, Thresholds(dead_fraction=0.95)))
+
+
+def test_learning_rate_rules_follow_the_update_ratio():
+    def history_with(ratio: float, losses: list[float]) -> History:
+        history = History()
+        for i, loss in enumerate(losses):
+            history.record(i * 10, {f"update_ratio/{w}": ratio for w in CONTEXT.weights}
+                           | {"train/loss": loss})
+        return history
+    high = evaluate(history_with(0.5, [2.3, 1.0, 3.0, 2.0]), CONTEXT, Thresholds(), 30)
+    assert codes(high)["lr_too_high"] == "model"
+    low = evaluate(history_with(1e-7, [1.50, 1.50, 1.49, 1.49]), CONTEXT, Thresholds(), 30)
+    assert codes(low)["lr_too_low"] == "model"
+    healthy = evaluate(history_with(1e-3, [2.3, 1.0, 0.6, 0.4]), CONTEXT, Thresholds(), 30)
+    assert healthy == []
+
+
+def test_overfitting_needs_rising_validation_and_falling_training_loss():
+    history = History()
+    for epoch, (val, train) in enumerate([(0.9, 1.5), (0.5, 0.8), (0.55, 0.4), (0.6, 0.2),
+                                          (0.7, 0.1)]):
+        history.record(epoch * 2 + 1, {"train/loss": train})
+        history.record(epoch * 2 + 1, {"val/loss": val})
+    assert codes(replay(history, CONTEXT, Thresholds()))["overfitting"] == "model"
+    assert "overfitting" not in codes(replay(history, CONTEXT, Thresholds(overfit_epochs=4)))
+
+
+def test_findings_merge_keep_the_first_sighting_and_print_one_line_each():
+    first = Finding("dead_units", "warning", "features.1", 49, "dead")
+    later = Finding("dead_units", "warning", "features.1", 99, "dead")
+    error = Finding("symmetry", "error", "features.0", 0, "same")
+    merged = merge([first], [later, error])
+    assert [(f.code, f.step) for f in merged] == [("symmetry", 0), ("dead_units", 49)]
+    block = console_block(merged, "end of fit")
+    assert block.splitlines()[0] == "Doctor (end of fit): 1 error, 1 warning"
+    assert len(block.splitlines()) == 3
+    assert console_block([], "pre-flight") == "Doctor (pre-flight): no findings"
+    record = first.to_dict()
+    assert list(record) == ["code", "severity", "where", "step", "evidence", "message"]
+    assert Finding.from_dict(json.loads(json.dumps(record))) == first
+
+
+def test_doctor_state_survives_a_checkpoint():
+    doctor = Doctor()
+    doctor.history.record(9, {"train/loss": 2.0, "act_dead/features.1": 0.1})
+    doctor.findings = [Finding("symmetry", "error", "features.0", 0, "same", {"units": 4})]
+    doctor.preflight_done = True
+    restored = Doctor()
+    restored.load_state_dict(doctor.state_dict())
+    assert restored.history.series("train/loss") == ([9], [2.0])
+    assert restored.findings == doctor.findings and restored.preflight_done
+
+
+def test_check_finds_symmetry_at_step_zero_without_training(tmp_path, caplog):
+    lightning_log = logging.getLogger("lightning.pytorch")  # Lightning's console messages
+    lightning_log.addHandler(caplog.handler)
+    try:
+        run_dir = run("check", *XOR, "--model.init_args.init", "zeros", root=tmp_path / "runs")
+    finally:
+        lightning_log.removeHandler(caplog.handler)
+    result = metrics(run_dir)
+    assert result["status"] == "completed" and result["global_step"] == 0
+    symmetry = [f for f in result["findings"] if f["code"] == "symmetry"]
+    assert symmetry and symmetry[0]["where"] == "features.0" and symmetry[0]["step"] == 0
+    assert symmetry[0]["severity"] == "error" and symmetry[0]["evidence"]["units"] == 4
+    assert (run_dir / "signal_propagation.png").stat().st_size > 1000
+    preflight = json.loads((run_dir / "preflight.json").read_text())
+    assert preflight["chance_loss"] == pytest.approx(math.log(2))
+    assert [layer["name"] for layer in preflight["layers"]] == ["features.1"]
+    assert not list(run_dir.rglob("*.ckpt"))  # no step taken, nothing saved
+    assert "Doctor (pre-flight check, step 0): 1 error" in caplog.text
+    assert "features.0  (step 0): all 4 units of features.0 start with identical" in caplog.text
+
+
+def test_doctor_changes_nothing_in_training_and_a_healthy_run_has_no_findings(tmp_path):
+    args = [*XOR, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "5"]
+    with_doctor = run("fit", *args, root=tmp_path / "with")
+    config = tmp_path / "xor_without_doctor.yaml"
+    config.write_text((CONFIGS / "xor.yaml").read_text().replace("    - class_path: callbacks.Doctor", "    # no doctor"))
+    without = run("fit", *[a if a != str(CONFIGS / "xor.yaml") else str(config) for a in args],
+                  root=tmp_path / "without")
+    a, b = metrics(with_doctor), metrics(without)
+    assert a["findings"] == [] and "findings" in b
+    for name in ("train/loss", "val/loss", "val/acc", "grad_norm/total"):
+        assert a[name] == b[name], name  # bit for bit: the check used a copy and put RNGs back
+    weights = [torch.load(next((d / "checkpoints").glob("*.ckpt")), map_location="cpu")["state_dict"]
+               for d in (with_doctor, without)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert diagnose(with_doctor) == []  # the same verdict from the run's files
+
+
+@requires_shared("mnist")
+def test_divergence_is_a_finding_with_forensics(tmp_path):
+    run_dir = run("fit", "--config", str(CONFIGS / "mnist.yaml"), "--trainer.logger", "false",
+                  "--data.init_args.data_dir", str(SHARED_DATA / "mnist"),
+                  "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "30",
+                  "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "2",
+                  "--optimizer.lr", "1000000", "--trainer.enable_model_summary", "false",
+                  root=tmp_path / "runs")
+    result = metrics(run_dir)
+    diverged = [f for f in result["findings"] if f["code"] == "diverged"]
+    assert result["status"] == "diverged" and len(diverged) == 1
+    finding = diverged[0]
+    assert finding["severity"] == "error" and result["reason"].startswith(f"step {finding['step']}: ")
+    layer = finding["where"].removesuffix(".weight")
+    assert layer in ("features.0", "features.2", "head")
+    assert finding["evidence"]["steps"]  # the last logged values before it broke
+    assert any(key.startswith(("update_ratio/", "grad_norm/")) for key in finding["evidence"])
+
+
+def test_findings_reach_the_wandb_summary_and_table(tmp_path):
+    run_dir = run("fit", *XOR, "--trainer.max_epochs", "1", "--model.init_args.init", "zeros",
+                  "--trainer.logger", "lightning.pytorch.loggers.WandbLogger",
+                  "--trainer.logger.offline", "true", root=tmp_path / "runs")
+    output = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir / "wandb")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    summary = {k: v for r in records if r["type"] == "summary"
+               for k, v in r["summary"]["update"].items()}
+    history = {k: v for r in records if r["type"] == "history" for k, v in r["history"]["item"].items()}
+    assert summary["findings"] == metrics(run_dir)["findings"]
+    assert summary["findings"][0]["code"] == "symmetry"
+    assert history["doctor/findings._type"] == "table-file"
+    assert history["figures/signal_propagation._type"] == "image-file"
