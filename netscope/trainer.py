@@ -10,7 +10,6 @@ from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
-from core.errors import UserError
 from models.tta import TTAMode
 
 
