@@ -36,16 +36,26 @@ def machine() -> str:
             f"with {torch.get_num_threads()} threads")
 
 
+def device_name(accelerator: str) -> str:
+    """What ``accelerator`` trains on here, for the record (the GPU's name, or ``cpu``)."""
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "cpu"
+
+
 #: Where run directories of benchmark CLIs go unless a benchmark names a root: removed at exit,
 #: so benchmarks leave nothing in ``runs/``.
 _SCRATCH = tempfile.TemporaryDirectory(prefix="netscope-bench-")
 
 
-def build(config: Path, data_dir: str | None, *overrides: str) -> NetscopeCLI:
-    """The config's trainer, model and datamodule, instantiated but not run (its run directory
-    in a temporary folder unless ``--trainer.default_root_dir`` is among the overrides)."""
+def build(config: Path, data_dir: str | None, *overrides: str,
+          accelerator: str = "auto") -> NetscopeCLI:
+    """The config's trainer, model and datamodule, instantiated but not run, on one device of
+    ``accelerator`` (its run directory in a temporary folder unless
+    ``--trainer.default_root_dir`` is among the overrides)."""
     args = ["--config", str(config), *(["--data.init_args.data_dir", data_dir] if data_dir else []),
-            "--trainer.default_root_dir", _SCRATCH.name, *overrides]
+            "--trainer.default_root_dir", _SCRATCH.name, "--trainer.accelerator", accelerator,
+            "--trainer.devices", "1", *overrides]
     return NetscopeCLI(args, run=False)
 
 
@@ -57,23 +67,47 @@ def autocast(cli: NetscopeCLI) -> torch.autocast:
                           enabled=precision.endswith("-mixed"))
 
 
+def device_of(cli: NetscopeCLI) -> torch.device:
+    """The device the config's trainer trains on (``--trainer.accelerator``)."""
+    return cli.trainer.strategy.root_device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device to finish its queued work (a GPU runs ahead of the host), so
+    that a clock read after it times the work, not its launch. A no-op on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_step(model: LightningModule, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+               targets: torch.Tensor, autocast_context: torch.autocast) -> torch.Tensor:
+    """One training step as one would write it by hand: forward and loss under autocast,
+    backward, optimizer step. The one hand-written step every benchmark compares against."""
+    with autocast_context:
+        loss = model.loss_fn(model(inputs), targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 class PlainLoop:
     """A hand-written training loop over the same tensors, model and optimizer: what one
-    would write without Lightning (in-memory tensors, ``randperm`` batches, normalization
-    and flip + translate on the batch, autocast, SGD and a per-step scheduler)."""
+    would write without Lightning (tensors on the training device, ``randperm`` batches,
+    normalization and flip + translate on the batch, autocast, SGD and a per-step scheduler)."""
 
     def __init__(self, cli: NetscopeCLI) -> None:
         data = cli.datamodule
         data.setup("fit")
-        self.images, self.labels = data.splits["train"]
-        self.mean = torch.tensor(data.mean).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(data.std).view(1, -1, 1, 1) * 255
+        self.device = device_of(cli)
+        self.images, self.labels = (t.to(self.device) for t in data.splits["train"])
+        self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1) * 255
         self.translate = data.translate
         self.batch_size = data.batch_size
-        self.model = cli.model
+        self.model = cli.model.to(self.device)
         optimizers, schedulers = cli.model.configure_optimizers()
         self.optimizer, self.scheduler = optimizers[0], schedulers[0]
-        self.loss = torch.nn.CrossEntropyLoss(label_smoothing=cli.model.hparams.label_smoothing)
         self.autocast = autocast(cli)
         self.memory_format = (torch.channels_last if cli.model.hparams.get("channels_last")
                               else torch.contiguous_format)
@@ -81,7 +115,7 @@ class PlainLoop:
     def batches(self):
         """Endless augmented training batches."""
         while True:
-            order = torch.randperm(len(self.labels))
+            order = torch.randperm(len(self.labels), device=self.device)
             for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
                 index = order[start:start + self.batch_size]
                 images = (self.images[index].float() - self.mean) / self.std
@@ -94,21 +128,20 @@ class PlainLoop:
         batches = self.batches()
         start = 0.0
         for step in range(steps):
-            images, labels = next(batches)
-            with self.autocast:
-                loss = self.loss(self.model(images), labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            train_step(self.model, self.optimizer, *next(batches), self.autocast)
             self.scheduler.step()
             if step == warmup - 1:
+                synchronize(self.device)
                 start = time.perf_counter()
+        synchronize(self.device)
         return (steps - warmup) * self.batch_size / (time.perf_counter() - start)
 
 
 class StepTimer(Callback):
     """Images per second of training batches after the first ``warmup`` ones (each timed
-    batch includes everything Lightning and the callbacks do around it)."""
+    batch includes everything Lightning and the callbacks do around it). The device is
+    synchronized only where the clock is read (after the warm-up and after the last step),
+    so the timer itself adds no wait to the steps it times."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
@@ -117,12 +150,14 @@ class StepTimer(Callback):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        now = time.perf_counter()
         if trainer.global_step == self.warmup:
-            self.start = now
+            synchronize(pl_module.device)
+            self.start = time.perf_counter()
         elif trainer.global_step > self.warmup:
-            self.end = now
             self.images += len(batch[1])
+            if trainer.global_step == trainer.max_steps:
+                synchronize(pl_module.device)
+                self.end = time.perf_counter()
 
     @property
     def images_per_second(self) -> float:
@@ -158,6 +193,8 @@ def benchmark_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--data_dir", default=None, help="override the config's data_dir")
+    parser.add_argument("--accelerator", default="auto",
+                        help="where to train: cpu, gpu or auto, as --trainer.accelerator")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice, one per core)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")

@@ -25,9 +25,12 @@ from benchmarks.common import (  # noqa: E402
     autocast,
     benchmark_parser,
     build,
+    device_of,
     emit,
     machine,
     parse_benchmark_args,
+    synchronize,
+    train_step,
 )
 
 
@@ -44,16 +47,15 @@ def pipeline_images_per_second(data, batches: int) -> float:
 
 def model_images_per_second(cli, batch: tuple[torch.Tensor, torch.Tensor], steps: int) -> float:
     """Images/s of ``steps`` training steps of the config's model and optimizer."""
-    model = cli.model.train()
+    device = device_of(cli)
+    model = cli.model.to(device).train()
     optimizer = cli.model.configure_optimizers()[0][0]
-    inputs, targets = model.prepare_inputs(batch[0]), batch[1]
+    inputs, targets = model.prepare_inputs(batch[0].to(device)), batch[1].to(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
-        with autocast(cli):
-            loss = model.loss_fn(model(inputs), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, inputs, targets, autocast(cli))
+    synchronize(device)
     return steps * len(targets) / (time.perf_counter() - start)
 
 
@@ -65,7 +67,7 @@ def main() -> None:
     args = parse_benchmark_args(parser)
 
     seed_everything(0, verbose=False)
-    cli = build(args.config, args.data_dir, "--trainer.logger", "false")
+    cli = build(args.config, args.data_dir, "--trainer.logger", "false", accelerator=args.accelerator)
     data = cli.datamodule
     data.setup("fit")
     inputs, targets, *extra = next(iter(data.train_dataloader()))

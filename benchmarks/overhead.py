@@ -3,13 +3,16 @@ with its default diagnostics, on the same model, data and number of steps.
 
     python benchmarks/overhead.py --json overhead.json            # configs/cifar.yaml
     python benchmarks/overhead.py --steps 12 --repeats 1 --log_every_n_steps 4   # a quick look
+    python benchmarks/overhead.py --accelerator gpu --json overhead.json   # on a GPU, where
+                                                   # every host-device sync shows
 
 On a machine shared with other jobs use ``--threads 1``: a multi-threaded step waits for
 its slowest thread, so one busy core slows it several-fold, and unevenly.
 
 The three variants run interleaved (raw, netscope, netscope + diagnostics, raw, ...) and
 repeated in one process, so drifts of a shared machine hit all of them alike; medians are
-reported. "Diagnostics" are the callbacks of the config's ``trainer.callbacks``; without
+reported. "Diagnostics" are the callbacks of the config's ``trainer.callbacks`` (the doctor
+too, where the config lists ``callbacks.Doctor``); without
 them the trainer keeps netscope's own (run summary, console lines, checkpointing) and its
 loggers (W&B offline and CSV, as a user gets them). Each timed window starts after
 ``--warmup`` steps and covers everything done per step (data, augmentation, step,
@@ -34,6 +37,7 @@ from benchmarks.common import (  # noqa: E402
     PlainLoop,
     benchmark_parser,
     build,
+    device_name,
     emit,
     fit_overrides,
     lightning_images_per_second,
@@ -50,13 +54,14 @@ def measure(variant: str, args: argparse.Namespace, root: str) -> float:
     every = args.log_every_n_steps
     extra = ["--trainer.log_every_n_steps", str(every)] if every else []
     if variant == "raw":
-        cli = build(args.config, args.data_dir, "--trainer.logger", "false", *extra)
+        cli = build(args.config, args.data_dir, "--trainer.logger", "false", *extra,
+                    accelerator=args.accelerator)
         return PlainLoop(cli).train(args.steps, args.warmup)
     overrides = [*fit_overrides(args.steps, root), *extra]
     if variant == "netscope":
         overrides.append("--trainer.callbacks=[]")
-    return lightning_images_per_second(build(args.config, args.data_dir, *overrides), args.steps,
-                                       args.warmup)
+    cli = build(args.config, args.data_dir, *overrides, accelerator=args.accelerator)
+    return lightning_images_per_second(cli, args.steps, args.warmup)
 
 
 def main() -> None:
@@ -85,7 +90,7 @@ def main() -> None:
         "samples_img_s": samples,
         "settings": {"config": str(args.config), "steps": args.steps, "warmup": args.warmup,
                      "repeats": args.repeats, "log_every_n_steps": args.log_every_n_steps,
-                     "machine": machine()},
+                     "device": device_name(args.accelerator), "machine": machine()},
     }
     emit(result, args.json)
 

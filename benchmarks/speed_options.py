@@ -26,8 +26,11 @@ from benchmarks.common import (  # noqa: E402
     autocast,
     benchmark_parser,
     build,
+    device_of,
     machine,
     parse_benchmark_args,
+    synchronize,
+    train_step,
 )
 
 #: name -> (trainer.precision, channels_last, torch.compile)
@@ -44,28 +47,30 @@ class Variant:
     """The config's model, optimizer and one batch, set up for one combination of options."""
 
     def __init__(self, config: Path, data_dir: str | None, precision: str, channels_last: bool,
-                 compiled: bool) -> None:
+                 compiled: bool, accelerator: str = "auto") -> None:
         seed_everything(0, verbose=False)
         self.cli = build(config, data_dir, "--trainer.logger", "false", "--trainer.precision",
-                         precision, "--model.init_args.channels_last", str(channels_last).lower())
+                         precision, "--model.init_args.channels_last", str(channels_last).lower(),
+                         accelerator=accelerator)
+        self.device = device_of(self.cli)
         data = self.cli.datamodule
         data.setup("fit")
-        inputs, self.targets, *extra = next(iter(data.train_dataloader()))
+        inputs, targets, *extra = (t.to(self.device) for t in next(iter(data.train_dataloader())))
+        self.targets = targets
         self.inputs = self.cli.model.prepare_inputs(data.augment(data.prepare_inputs(inputs), *extra))
-        self.model = self.cli.model.train()
-        self.forward = torch.compile(self.model) if compiled else self.model
+        self.model = self.cli.model.to(self.device).train()
+        if compiled:  # compiled in place: the one train step calls the model as usual
+            self.model.compile()
         self.optimizer = self.cli.model.configure_optimizers()[0][0]
         self.steps(2)  # warm-up: allocations, kernel choice, compilation
 
     def steps(self, count: int) -> tuple[float, float]:
         """Train ``count`` steps; return (images per wall second, images per CPU second)."""
+        synchronize(self.device)
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(count):
-            with autocast(self.cli):
-                loss = self.model.loss_fn(self.forward(self.inputs), self.targets)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            train_step(self.model, self.optimizer, self.inputs, self.targets, autocast(self.cli))
+        synchronize(self.device)
         images = count * len(self.targets)
         return images / (time.perf_counter() - wall), images / (time.process_time() - cpu)
 
@@ -78,7 +83,8 @@ def main() -> None:
     args = parse_benchmark_args(parser)
 
     names = [n for n in VARIANTS if not (args.skip_compile and VARIANTS[n][2])]
-    variants = {name: Variant(args.config, args.data_dir, *VARIANTS[name]) for name in names}
+    variants = {name: Variant(args.config, args.data_dir, *VARIANTS[name], args.accelerator)
+                for name in names}
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for _ in range(args.repeats):
         for name, variant in variants.items():

@@ -31,20 +31,21 @@ def random_translate(
 ) -> torch.Tensor:
     """Shift each image by up to ``pad`` pixels in x and y (reflect padding, then crop).
 
-    One copy per distinct shift (``(2 pad + 1)^2`` masked copies) is several times faster
-    than a per-pixel gather for the small shifts used in practice.
+    One ``gather`` with a per-image pixel index. Boolean-mask copies per shift (airbench's
+    way, and ours before) ask the device how many images each mask chose, a host-device
+    synchronization per shift that stalls a GPU step; the gather never does, and on this
+    CPU it is also faster (6.3 against 9.4 ms for 512 images, one thread).
     """
     if pad <= 0:
         return images
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
-    shifts = torch.randint(0, 2 * pad + 1, (2, n), device=images.device, generator=generator)
-    out = torch.empty_like(images)
-    for dy in range(2 * pad + 1):
-        for dx in range(2 * pad + 1):
-            chosen = (shifts[0] == dy) & (shifts[1] == dx)
-            out[chosen] = padded[chosen, :, dy:dy + h, dx:dx + w]
-    return out
+    shifts = torch.randint(0, 2 * pad + 1, (2, n, 1), device=images.device, generator=generator)
+    rows = torch.arange(h, device=images.device) + shifts[0]  # (n, h): source row per output row
+    columns = torch.arange(w, device=images.device) + shifts[1]  # (n, w)
+    index = rows[:, :, None] * (w + 2 * pad) + columns[:, None, :]  # (n, h, w) into padded
+    index = index.view(n, 1, h * w).expand(n, c, h * w)
+    return padded.flatten(2).gather(2, index).view(n, c, h, w)
 
 
 def random_cutout(

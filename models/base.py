@@ -188,11 +188,15 @@ class BaseModel(LightningModule):
 
     def configure_metrics(self) -> None:
         """torchmetrics collections per stage: accuracy, or MSE and MAE for regression."""
+        # validate_args=False: torchmetrics' input checks (torch.unique, comparisons read on
+        # the host) synchronize with the device on every training step; the loss already
+        # rejects targets out of range.
         match self.task:
             case "classification":
-                metrics = MetricCollection({"acc": Accuracy("multiclass", num_classes=self.num_classes)})
+                metrics = MetricCollection({"acc": Accuracy("multiclass", num_classes=self.num_classes,
+                                                            validate_args=False)})
             case "binary":
-                metrics = MetricCollection({"acc": Accuracy("binary")})
+                metrics = MetricCollection({"acc": Accuracy("binary", validate_args=False)})
             case "regression":
                 metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
         self.train_metrics = metrics.clone(prefix="train/")

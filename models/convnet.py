@@ -36,6 +36,7 @@ class ConvNet(BaseModel):
         bn_weight: bool = True,
         dirac_init: bool = False,
         head_scale: float = 1.0,
+        head_bias: bool = True,
         bn_bias_lr_scale: float = 1.0,
         **kwargs,
     ) -> None:
@@ -65,6 +66,8 @@ class ConvNet(BaseModel):
                 unchanged on its first ``in_channels`` outputs (identity initialization).
             head_scale: multiply the logits by this constant; below 1 it slows the head
                 relative to the rest of the network (airbench uses 1/9).
+            head_bias: give the head a bias (airbench's head has none: with balanced
+                classes a bias only learns the label frequencies, which are equal).
             bn_bias_lr_scale: the BatchNorm shifts learn this many times faster than the
                 other weights under SGD, at the same relative weight decay (airbench uses
                 64). Done by reparametrization (``torch.nn.utils.parametrize``: the stored
@@ -91,6 +94,7 @@ class ConvNet(BaseModel):
         self.bn_weight = bn_weight
         self.dirac_init = dirac_init
         self.head_scale = head_scale
+        self.head_bias = head_bias
         self.bn_bias_lr_scale = bn_bias_lr_scale
         super().__init__(*args, **kwargs)
 
@@ -135,7 +139,7 @@ class ConvNet(BaseModel):
             nn.AdaptiveMaxPool2d(1),
             nn.Flatten(),
             nn.Dropout(self.dropout) if self.dropout > 0 else nn.Identity(),
-            nn.Linear(width, self.output_dim),
+            nn.Linear(width, self.output_dim, bias=self.head_bias),
         )
 
     def initialize_weights(self) -> None:

@@ -1,0 +1,79 @@
+"""The performance recipe and its measuring tools: the CIFAR budget in images, the head
+without a bias, gradient norms read in one transfer, and time_to_accuracy's curve read
+through core.history."""
+
+from pathlib import Path
+
+import torch
+import yaml
+from lightning.pytorch import Callback
+from lightning.pytorch.utilities import grad_norm
+
+from benchmarks.time_to_accuracy import epoch_curve, first_reaching
+from callbacks.cadence import is_due
+from core.history import read_history
+from datamodules import CIFAR10DataModule
+from models import ConvNet
+from tests.helpers import CONFIGS, metrics, run
+
+#: airbench94's images seen: 9.9 epochs x 50000 (issue 14).
+AIRBENCH_IMAGES = 495_000
+
+
+def test_cifar_config_trains_on_at_most_airbench_images_and_its_schedule_fits() -> None:
+    config = yaml.safe_load((CONFIGS / "cifar.yaml").read_text())
+    data = CIFAR10DataModule(**{k: v for k, v in config["data"]["init_args"].items()
+                                if k != "data_dir"})
+    labels = torch.arange(50_000) % 10  # CIFAR-10's balanced training set
+    (train_images, _), (val_images, _) = data.hold_out((torch.zeros(50_000, 1), labels))
+    steps_per_epoch = len(train_images) // data.batch_size  # full batches only
+    epochs = config["trainer"]["max_epochs"]
+    assert epochs * steps_per_epoch * data.batch_size <= AIRBENCH_IMAGES
+    assert config["lr_scheduler"]["init_args"]["total_steps"] >= epochs * steps_per_epoch
+    assert len(val_images) + len(train_images) == 50_000  # validation is not the test set
+
+
+def test_head_bias_can_be_left_out() -> None:
+    shape = dict(num_classes=10, input_shape=(3, 32, 32), widths=[8, 16])
+    assert ConvNet(**shape).head[-1].bias is not None  # the default keeps it
+    model = ConvNet(**shape, head_bias=False)
+    assert model.head[-1].bias is None
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+class LightningNorms(Callback):
+    """Lightning's own ``grad_norm`` total on every logging step, to compare with."""
+
+    totals: dict[int, float] = {}
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if is_due(trainer, trainer.log_every_n_steps):
+            step = trainer.fit_loop.epoch_loop._batches_that_stepped
+            LightningNorms.totals[step] = float(grad_norm(pl_module, 2)["grad_2.0_norm_total"])
+
+
+def test_gradient_norms_equal_lightnings(tmp_path: Path) -> None:
+    LightningNorms.totals = {}
+    run_dir = run("fit", "--config", str(CONFIGS / "xor.yaml"), "--trainer.max_epochs", "1",
+                  "--trainer.log_every_n_steps", "5",
+                  "--trainer.callbacks+=tests.test_perf.LightningNorms", root=tmp_path / "runs")
+    steps, values = read_history(run_dir).series("grad_norm/total")
+    assert len(steps) == 5 and set(steps) == set(LightningNorms.totals)
+    for step, value in zip(steps, values):
+        assert abs(value - LightningNorms.totals[step]) <= 1e-5 * max(1.0, value)
+
+
+def test_time_to_accuracy_counts_images_and_reads_the_curve_from_history(tmp_path: Path) -> None:
+    run_dir = run("fit", "--config", str(CONFIGS / "xor.yaml"), "--trainer.max_epochs", "3",
+                  "--trainer.callbacks+=benchmarks.time_to_accuracy.ElapsedTime",
+                  root=tmp_path / "runs")
+    curve = epoch_curve(read_history(run_dir))
+    # XOR: 25 batches of the 4-point truth table per epoch
+    assert [e["epoch"] for e in curve] == [1, 2, 3]
+    assert [e["images_seen"] for e in curve] == [100, 200, 300]
+    assert all("val_acc" in e and "train_loss" in e for e in curve)
+    assert 0 < curve[0]["train_s"] <= curve[1]["train_s"] <= curve[2]["train_s"]
+    assert curve[2]["elapsed_s"] >= curve[2]["train_s"]
+    reached = first_reaching(curve, curve[-1]["val_acc"], "images_seen")
+    assert reached in (100, 200, 300)
+    assert metrics(run_dir)["time/images_seen"] == 300
