@@ -19,7 +19,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-import torch  # noqa: E402
 from lightning.pytorch import seed_everything  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
