@@ -9,6 +9,7 @@ their own. Each method only hands over to the module that does the work.
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from models.tta import TTAMode
 
@@ -48,6 +49,8 @@ class NetscopeTrainer(Trainer):
             self.callbacks.append(doctor)
         doctor.check_only = True
         self.num_sanity_val_steps = 0  # nothing to validate: no step is taken
+        # nor anything to save: no checkpoint of untrained weights beside the findings
+        self.callbacks = [c for c in self.callbacks if not isinstance(c, ModelCheckpoint)]
         self.fit(model, datamodule=datamodule)
 
     def export(self, model: LightningModule, datamodule: LightningDataModule | None = None,

@@ -58,7 +58,7 @@ def test_fit_report_then_predict_new_images(tmp_path):
                           capture_output=True, text=True, check=True, timeout=60)
     summary = json.loads(leet.stdout)["summary"]
     assert summary["test/per_class"]["_type"] == "table-file"
-    assert summary["test/confusion_matrix"]["_type"] == "images/separated"
+    assert summary["test/confusion_matrix"]["_type"] == "image-file"  # as every figure
 
     # Testing the checkpoint again with TensorBoard: the figure and the table go there too.
     checkpoint = next((fit_dir / "checkpoints").glob("*.ckpt"))
