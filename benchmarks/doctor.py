@@ -22,7 +22,7 @@ from PIL import Image
 
 from benchmarks.zoo import CONFIGS, SHARED_DATA, ZOO, Case, arguments, mnist
 from callbacks.doctor import Doctor
-from netscope.cli import NetscopeCLI
+from netscope.cli import DEFAULTS_FILE, NetscopeCLI
 from netscope.main import main
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -101,7 +101,9 @@ def overhead(root: Path, steps: int, repeats: int) -> dict:
     over the fit's CPU time (robust on a busy machine), and fit wall time with and without
     it, alternated in this process."""
     config = yaml.safe_load((CONFIGS / "mnist.yaml").read_text())
-    without = [c for c in config["trainer"]["callbacks"] if c["class_path"] != "callbacks.Doctor"]
+    listed = config["trainer"].get("callbacks") or \
+        yaml.safe_load(DEFAULTS_FILE.read_text())["trainer"]["callbacks"]  # every command's
+    without = [c for c in listed if c["class_path"] != "callbacks.Doctor"]
     configs = {}
     for label, callbacks in (("without", without),
                              ("with", [*without, {"class_path": "benchmarks.doctor.TimedDoctor"}])):

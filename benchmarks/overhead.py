@@ -11,8 +11,8 @@ its slowest thread, so one busy core slows it several-fold, and unevenly.
 
 The three variants run interleaved (raw, netscope, netscope + diagnostics, raw, ...) and
 repeated in one process, so drifts of a shared machine hit all of them alike; medians are
-reported. "Diagnostics" are the callbacks of the config's ``trainer.callbacks`` (the doctor
-too, where the config lists ``callbacks.Doctor``); without
+reported. "Diagnostics" are the callbacks a command runs with the config: those of
+``netscope/defaults.yaml`` (the doctor included) and any the config adds; without
 them the trainer keeps netscope's own (run summary, console lines, checkpointing) and its
 loggers (W&B offline and CSV, as a user gets them). Each timed window starts after
 ``--warmup`` steps and covers everything done per step (data, augmentation, step,
