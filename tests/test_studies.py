@@ -58,6 +58,7 @@ def tiny_study(folder: Path) -> Path:
     return study
 
 
+@pytest.mark.slow  # nine main.py processes: about 90 s on 2 cores
 def test_runner_runs_grid_in_parallel_survives_failure_skips_done_and_reports(tmp_path, monkeypatch, capsys):
     study = tiny_study(tmp_path)
     out = tmp_path / "study"
@@ -136,6 +137,7 @@ def test_runner_runs_grid_in_parallel_survives_failure_skips_done_and_reports(tm
     assert (out / "report.md").read_text().count("\n| zeros-init_scale0.5 |") == 2  # settings and runs
 
 
+@pytest.mark.slow  # a real study killed and resumed: about 50 s on 2 cores
 def test_study_killed_mid_run_resumes_with_the_same_command(tmp_path):
     config = tmp_path / "xor_long.yaml"
     config.write_text(yaml.safe_dump(XOR_WITH_DIAGNOSTICS | {
