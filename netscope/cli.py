@@ -1,6 +1,7 @@
 """The netscope command line: LightningCLI plus run directories (new, or the one a fit
 resumes), linking, a final test, and one-paragraph errors for what a user can get wrong."""
 
+import os
 import sys
 from argparse import ArgumentError
 from copy import deepcopy
@@ -26,7 +27,7 @@ from models.base import BaseModel
 from models.optimization import with_trial_lengths
 from netscope.checkpoints import checkpoint_step, check_checkpoint
 from netscope.config_saver import RunConfigSaver
-from netscope.console import print_last_line, quiet_third_party_noise
+from netscope.console import precision_advice, print_last_line, quiet_third_party_noise
 from netscope.loggers import HistoryCSVLogger, finish_runs, place_loggers, quiet_wandb_init
 from netscope.option_errors import explain_option_error
 from netscope.trainer import NetscopeTrainer
@@ -146,6 +147,9 @@ class NetscopeCLI(LightningCLI):
                 "predict needs trained weights: give the checkpoint to predict with, e.g. "
                 "--ckpt_path runs/<run>/checkpoints/last.ckpt. To predict with the model's "
                 "untrained (initial) weights on purpose, add --untrained true.")
+        advice = precision_advice(config.trainer.precision, config.trainer.accelerator)
+        if advice and os.environ.get("LOCAL_RANK", "0") == "0":
+            print(advice, file=sys.stderr)
         # config.yaml records the config as given (it reruns as a new run), not as placed.
         self.config_as_given = deepcopy(config)
         resumed = None

@@ -147,3 +147,13 @@ def test_interrupted_run_records_its_status(tmp_path):
     result = json.loads((run_dir / "metrics.json").read_text())
     assert result["status"] == "interrupted" and "KeyboardInterrupt" in result["reason"]
     assert result["global_step"] == 2
+
+
+def test_bf16_on_a_cpu_without_native_bf16_gets_a_note() -> None:
+    from netscope.console import precision_advice
+
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert (precision_advice("bf16-mixed", "cpu") is None) == native
+    assert precision_advice("32-true", "cpu") is None
+    if not native:
+        assert "--trainer.precision 32-true" in precision_advice("bf16-mixed", "auto")
