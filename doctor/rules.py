@@ -240,13 +240,14 @@ def not_learning(history: History, context: Context, t: Thresholds, step: int) -
 
 def overfitting(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
     """Validation loss above its best for ``overfit_epochs`` epochs (early stopping's
-    patience) while the training loss kept falling."""
+    patience), ending at least ``overfit_rise`` above it, while the training loss kept
+    falling."""
     val_steps, val = history.series("val/loss")
     if len(val) <= t.overfit_epochs:
         return []
     best = min(range(len(val)), key=val.__getitem__)
-    if len(val) - 1 - best < t.overfit_epochs or not val[-1] > val[best]:
-        return []
+    if len(val) - 1 - best < t.overfit_epochs or not val[-1] > (1 + t.overfit_rise) * val[best]:
+        return []  # too soon, or within the validation split's noise
     train_steps, train = history.series("train/loss")
     before = [v for s, v in zip(train_steps, train) if s <= val_steps[best]]
     since = [v for s, v in zip(train_steps, train) if s > val_steps[best]]

@@ -53,6 +53,11 @@ class Thresholds:
             plateau a small sigmoid net sits on before it breaks away (XOR: about 40 steps).
         overfit_epochs: [3] validation loss above its best for this many epochs while the
             training loss falls is overfitting (early stopping's usual patience).
+        overfit_rise: [0.1] ... and its latest value at least this fraction above its best:
+            Prechelt's generalization loss GL = E_val / E_best - 1 (Prechelt 1998, "Early
+            stopping - but when?"; he stops at GL above 1-5%). 10% here, because a small
+            validation split wanders by a few percent between epochs: the satellite config,
+            healthy at 98.7% test accuracy, ended 3.4% above its best validation loss.
         symmetry_tolerance: [1e-6] units whose incoming weights agree to this relative
             tolerance are identical (zero or constant init): nothing can tell them apart.
         patience: [3] rules on logged series need this many logged steps in a row, so one
@@ -73,5 +78,6 @@ class Thresholds:
     chance_margin: float = 0.05
     stall_steps: int = 200
     overfit_epochs: int = 3
+    overfit_rise: float = 0.1
     symmetry_tolerance: float = 1e-6
     patience: int = 3

@@ -78,6 +78,19 @@ def test_overfitting_needs_rising_validation_and_falling_training_loss():
     assert "overfitting" not in codes(replay(history, CONTEXT, Thresholds(overfit_epochs=4)))
 
 
+def test_validation_noise_is_not_overfitting():
+    # The satellite config, full length: test/acc 0.987, its validation loss 3.4% above its
+    # best after three epochs of noise while the training loss fell (a false alarm before
+    # the generalization-loss margin).
+    history = History()
+    for epoch, (val, train) in enumerate([(0.45, 0.52), (0.4189, 0.49), (0.4818, 0.46),
+                                          (0.4438, 0.45), (0.433, 0.44)]):
+        history.record(epoch * 63 + 62, {"train/loss": train})
+        history.record(epoch * 63 + 62, {"val/loss": val})
+    assert "overfitting" not in codes(replay(history, CONTEXT, Thresholds()))
+    assert codes(replay(history, CONTEXT, Thresholds(overfit_rise=0.0)))["overfitting"] == "model"
+
+
 def test_findings_merge_keep_the_first_sighting_and_print_one_line_each():
     first = Finding("dead_units", "warning", "features.1", 49, "dead")
     later = Finding("dead_units", "warning", "features.1", 99, "dead")
