@@ -6,7 +6,6 @@ those values, so its rules see the same series as ``csv/metrics.csv`` and
 ``python -m doctor RUN_DIR`` finds the same verdicts afterwards.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from callbacks.cadence import is_due, logger_step, resolve_interval
 from callbacks.logging_sinks import log_figure, log_findings
 from callbacks.run_summary import one_line
+from core.files import write_json
 from core.history import History
 from doctor.findings import Finding, add_findings, console_block, merge, read_findings
 from doctor.preflight import FILENAME as PREFLIGHT_FILE, Preflight, context_of, run_preflight
@@ -157,7 +157,7 @@ class Doctor(Callback):
     def publish_preflight(self, trainer: Trainer, report: Preflight) -> None:
         run_dir = Path(trainer.default_root_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / PREFLIGHT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        write_json(run_dir / PREFLIGHT_FILE, report.to_dict())
         add_findings(run_dir, self.findings)
         rank_zero_info(console_block(report.findings, "pre-flight check, step 0"))
         figure = signal_propagation_figure(report.to_dict())

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.files import write_json
+
 Code = Literal[
     "bad_initial_loss", "vanishing_gradients", "exploding_gradients", "dead_units",
     "saturated_units", "symmetry", "lr_too_high", "lr_too_low", "not_learning",
@@ -94,11 +96,7 @@ def read_findings(run_dir: str | os.PathLike) -> list[Finding]:
 def add_findings(run_dir: str | os.PathLike, findings: list[Finding]) -> list[Finding]:
     """Merge ``findings`` into ``<run_dir>/findings.json`` (written atomically); return all."""
     merged = merge(read_findings(run_dir), findings)
-    path = Path(run_dir) / FILENAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    temporary.write_text(json.dumps([f.to_dict() for f in merged], indent=2) + "\n")
-    os.replace(temporary, path)
+    write_json(Path(run_dir) / FILENAME, [f.to_dict() for f in merged])
     return merged
 
 

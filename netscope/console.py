@@ -1,13 +1,14 @@
 """A quiet, true console: third-party noise silenced by message, and a last line that
 says how the command ended and what to do next."""
 
-import json
 import logging
 import os
 import shlex
 import sys
 import warnings
 from pathlib import Path
+
+from callbacks.run_summary import read_summary
 
 # Each filter names one message, so every other warning still shows.
 _NOISE_WARNINGS = (
@@ -68,9 +69,9 @@ def last_line(run_dir: Path | None, subcommand: str | None) -> str | None:
     """The closing line of a command, from the run's ``metrics.json``: how it ended, where
     its outputs are, and for an interrupted fit the command that resumes it. None when
     there is nothing to say (no run directory, or a failure: ``main`` prints the error)."""
-    if run_dir is None or not (run_dir / "metrics.json").is_file():
+    summary = read_summary(run_dir) if run_dir is not None else None
+    if summary is None:
         return None
-    summary = json.loads((run_dir / "metrics.json").read_text())
     status, reason = summary.get("status"), summary.get("reason", "")
     where = f"outputs in {_shown(run_dir)}"
     can_resume = (run_dir / "checkpoints" / "last.ckpt").is_file()

@@ -6,7 +6,6 @@ catches that before anyone deploys it. Thresholds are the issue's: every probabi
 1e-4, and the same predicted class on at least 99.9% of the inputs.
 """
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import onnxruntime
 import torch
 
+from core.files import write_json
 from netscope.deploy.export import INPUT_NAME
 from netscope.deploy.graph import DeployedModel
 
@@ -41,9 +41,7 @@ class Parity:
                 f"(>= {100 * self.same_class_required:g}%)")
 
     def write(self, run_dir: str | Path) -> Path:
-        path = Path(run_dir) / FILENAME
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        return path
+        return write_json(Path(run_dir) / FILENAME, asdict(self))
 
 
 def onnx_session(path: str | Path, threads: int = 0) -> onnxruntime.InferenceSession:
