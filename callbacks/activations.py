@@ -12,11 +12,17 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
-from callbacks.logging_sinks import (DEFAULT_BINS, Histogram, histogram, log_histograms,
-                                     log_scalars, media_loggers)
-from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
+from callbacks.logging_sinks import (
+    DEFAULT_BINS,
+    Histogram,
+    histogram,
+    log_histograms,
+    log_scalars,
+    media_loggers,
+)
 from core.errors import UserError
 from doctor.measures import ASYMPTOTES, dead_fraction, saturated_fraction, zero_fraction
+from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
 
 
 class ActivationStatistics(Callback):

@@ -13,11 +13,11 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningDataModule
 
+from core.errors import UserError
+from core.task import Task
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
-from core.errors import UserError
 from datamodules.splits import split_indices
-from core.task import Task
 
 Split = tuple[torch.Tensor, torch.Tensor]
 FlipMode = Literal["random", "alternate"]

@@ -12,10 +12,15 @@ from typing import Any
 
 import torch
 
+from core.errors import UserError
 from datamodules.augment import random_flip
 from datamodules.base import FlipMode, ImageDataModule, Split
-from datamodules.image_cache import DecodedImages, decode_class_folder, decode_folder, scan_class_folder
-from core.errors import UserError
+from datamodules.image_cache import (
+    DecodedImages,
+    decode_class_folder,
+    decode_folder,
+    scan_class_folder,
+)
 from datamodules.splits import split_indices
 
 #: Sub-folder names that mark a folder already split into train/validation/test.

@@ -2,9 +2,9 @@
 
 import torch
 
+from core.task import Task
 from datamodules.base import BaseDataModule, Split
 from datamodules.loader import TensorLoader
-from core.task import Task
 
 
 class XORDataModule(BaseDataModule):

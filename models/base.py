@@ -22,6 +22,8 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import Accuracy, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
+from core.errors import UserError
+from core.task import Task, class_names as task_class_names
 from models.activations import ActivationName, make_activation
 from models.initialization import (
     DATA_DEPENDENT_INITS,
@@ -32,9 +34,6 @@ from models.initialization import (
 )
 from models.optimization import build_optimizers, check_restored_schedule
 from models.tta import TTAMode, tta_outputs
-from core.errors import UserError
-from core.task import Task
-from core.task import class_names as task_class_names
 
 Stage = Literal["train", "val", "test", "predict"]
 

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from models.base import BaseModel
 from core.errors import UserError
+from models.base import BaseModel
 
 
 class ConvNet(BaseModel):

@@ -27,8 +27,14 @@ import torch
 from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import instantiate_class
-from torch.optim.lr_scheduler import (ConstantLR, CosineAnnealingLR, LinearLR, OneCycleLR,
-                                      PolynomialLR, ReduceLROnPlateau)
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    LinearLR,
+    OneCycleLR,
+    PolynomialLR,
+    ReduceLROnPlateau,
+)
 
 from core.errors import UserError
 

@@ -10,8 +10,12 @@ from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelSummary, ProgressBar, RichProgressBar
-from lightning.pytorch.cli import (LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple,
-                                    instantiate_class)
+from lightning.pytorch.cli import (
+    LightningArgumentParser,
+    LightningCLI,
+    LRSchedulerTypeTuple,
+    instantiate_class,
+)
 from lightning.pytorch.loggers import CSVLogger
 from torch.optim import Optimizer
 
@@ -25,7 +29,7 @@ from core.rundir import create_run_dir, join_run_dir, run_dir_of_checkpoint
 from datamodules.base import BaseDataModule
 from models.base import BaseModel
 from models.optimization import with_trial_lengths
-from netscope.checkpoints import checkpoint_step, check_checkpoint
+from netscope.checkpoints import check_checkpoint, checkpoint_step
 from netscope.config_saver import RunConfigSaver
 from netscope.console import precision_advice, print_last_line, quiet_third_party_noise
 from netscope.loggers import HistoryCSVLogger, finish_runs, place_loggers, quiet_wandb_init

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from core.errors import UserError
 from core.history import read_history
-from figures.style import save
 from figures.study import Group, activation_figure, curves_figure, gradient_figure
+from figures.style import save
 from studies.expand import SEED
 from studies.index import StudyIndex
 from studies.report_text import Inputs, markdown

@@ -6,10 +6,10 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 from callbacks.run_summary import parameter_checksum
 from main import main
 from models import MLP
+from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 
 MNIST = ["--config", str(CONFIGS / "mnist.yaml"), "--data.init_args.data_dir", str(SHARED_DATA / "mnist")]
 QUIET = ["--trainer.logger", "false"]

@@ -5,9 +5,9 @@ import stat
 
 import torch
 
-from tests.helpers import SHARED_DATA, requires_shared
 from datamodules import CIFAR10DataModule, MNISTDataModule, XORDataModule
 from datamodules.loader import TensorLoader
+from tests.helpers import SHARED_DATA, requires_shared
 
 
 @requires_shared("mnist")

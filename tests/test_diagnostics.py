@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import CONFIGS, SHARED_DATA, make_mnist, metrics, requires_shared, run
 from models import MLP
+from tests.helpers import CONFIGS, SHARED_DATA, make_mnist, metrics, requires_shared, run
 
 #: MNIST with the shipped config (its diagnostics included), a few batches long, step
 #: metrics every 2 steps so that a short run logs several times; the data comes from the

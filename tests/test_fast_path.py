@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
 
-from tests.helpers import CONFIGS, metrics, run
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
 from models import ConvNet
 from models.initialization import whitening_init
 from models.tta import tta_outputs
 from netscope.cli import NetscopeCLI
+from tests.helpers import CONFIGS, metrics, run
 
 CIFAR_NET = dict(num_classes=10, input_shape=(3, 32, 32), widths=[8, 16], stem_width=24,
                  stem_kernel_size=2, stem_norm=False, freeze_stem=True, init="whitening")

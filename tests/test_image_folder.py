@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import CONFIGS, run
+from core.errors import UserError
 from datamodules import ImageFolderDataModule
 from datamodules.image_cache import default_cache_dir, read_image
-from tests.image_folders import COLOURS, make_class_folder, save
 from main import main
-from core.errors import UserError
+from tests.helpers import CONFIGS, run
+from tests.image_folders import COLOURS, make_class_folder, save
 
 
 def snapshot(root):

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from callbacks import Lookahead
-from tests.helpers import CONFIGS, run
-from netscope.cli import NetscopeCLI
 from core.errors import UserError
+from netscope.cli import NetscopeCLI
+from tests.helpers import CONFIGS, run
 
 
 def test_update_pulls_the_slow_copy_toward_the_weights_and_sets_the_weights_to_it() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import ConvNet, MLP
+from models import MLP, ConvNet
 from models.activations import ACTIVATION_TYPES, make_activation
 from models.initialization import INIT_LAYER_TYPES
 

@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import CONFIGS, metrics, run
+from core.errors import UserError
 from datamodules import ImageFolderDataModule
 from datamodules.image_cache import read_image
-from tests.image_folders import make_class_folder, make_predict_folder
 from models import ConvNet
-from core.errors import UserError
+from tests.helpers import CONFIGS, metrics, run
+from tests.image_folders import make_class_folder, make_predict_folder
 
 CLASSES = ["alpha", "beta", "gamma"]
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from scipy.stats import ttest_ind
 
 from core.history import History

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 from torchvision.models import get_model
 
-from tests.helpers import SHARED_DATA, metrics, requires_shared, run
-from tests.image_folders import make_class_folder
 from main import main
 from models import TorchvisionNet
 from models.torchvision_net import REPLACEABLE_ACTIVATIONS
+from tests.helpers import SHARED_DATA, metrics, requires_shared, run
+from tests.image_folders import make_class_folder
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
+from core.errors import UserError
 from main import main
 from netscope.cli import NetscopeCLI
 from netscope.config_saver import ATTACHED_CONFIG
-from core.errors import UserError
 from netscope.wandb_setup import WandbEnvironment, decide, wandb_environment
+from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 
 MNIST = ["fit", "--config", str(CONFIGS / "mnist.yaml"),
          "--data.init_args.data_dir", str(SHARED_DATA / "mnist"), *FAST]
