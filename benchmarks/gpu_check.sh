@@ -25,9 +25,10 @@ if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     tta=(--trainer.accelerator gpu --trainer.devices 1)
 else
     mode=cpu
-    overhead=(--accelerator cpu --threads 1 --steps 8 --warmup 3 --repeats 1)
-    tta=(--trainer.accelerator cpu --trainer.max_epochs 1 --trainer.limit_train_batches 4
-         --trainer.limit_val_batches 1 --trainer.limit_test_batches 1)
+    # fp32: a CPU without AVX512-BF16 emulates the config's bf16-mixed, about 20x slower
+    overhead=(--accelerator cpu --precision 32-true --threads 1 --steps 8 --warmup 3 --repeats 1)
+    tta=(--trainer.accelerator cpu --trainer.precision 32-true --trainer.max_epochs 1
+         --trainer.limit_train_batches 4 --trainer.limit_val_batches 1 --trainer.limit_test_batches 1)
 fi
 echo "gpu_check: mode $mode, outputs in $OUT" >&2
 

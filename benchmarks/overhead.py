@@ -52,6 +52,8 @@ def measure(variant: str, args: argparse.Namespace, root: str) -> float:
     seed_everything(0, verbose=False)
     every = args.log_every_n_steps
     extra = ["--trainer.log_every_n_steps", str(every)] if every else []
+    if args.precision:
+        extra += ["--trainer.precision", args.precision]
     if variant == "raw":
         cli = build(args.config, args.data_dir, "--trainer.logger", "false", *extra,
                     accelerator=args.accelerator)
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the three variants")
     parser.add_argument("--log_every_n_steps", type=int, default=None,
                         help="override the config's logging (and diagnostics) interval")
+    parser.add_argument("--precision", default=None,
+                        help="override the config's trainer.precision (e.g. 32-true on a CPU "
+                             "without AVX512-BF16, where bf16 autocast is emulated)")
     args = parse_benchmark_args(parser)
     if args.steps <= args.warmup:
         parser.error("--steps must be larger than --warmup")
@@ -89,6 +94,7 @@ def main() -> None:
         "samples_img_s": samples,
         "settings": {"config": str(args.config), "steps": args.steps, "warmup": args.warmup,
                      "repeats": args.repeats, "log_every_n_steps": args.log_every_n_steps,
+                     "precision": args.precision or "the config's",
                      "device": device_name(args.accelerator), "machine": machine()},
     }
     emit(result, args.json)

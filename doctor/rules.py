@@ -169,11 +169,13 @@ def exploding_gradients(history: History, context: Context, t: Thresholds,
         {"grad_norm_total": [values[0], *values[-2:]], "threshold": t.exploding_growth})]
 
 
-def _median_update_ratios(history: History, context: Context, t: Thresholds) -> list[float]:
+def _median_update_ratios(history: History, context: Context, count: int) -> list[float]:
+    """The median update ratio over the weight layers at each of the last ``count`` logged
+    steps (empty until ``count`` steps were logged)."""
     weights = context.weights or [n.removeprefix("update_ratio/")
                                   for n in history.names("update_ratio/") if n.endswith(".weight")]
-    columns = [recent(history, f"update_ratio/{name}", t.patience) for name in weights]
-    columns = [c for c in columns if len(c) == t.patience]
+    columns = [recent(history, f"update_ratio/{name}", count) for name in weights]
+    columns = [c for c in columns if len(c) == count]
     if not columns:
         return []
     medians = []
@@ -188,20 +190,21 @@ def _median_update_ratios(history: History, context: Context, t: Thresholds) -> 
 def learning_rate(history: History, context: Context, t: Thresholds, step: int) -> list[Finding]:
     """Update ratios far outside 1e-3 (DeepDiagnosis's band): too high at the latest logged
     step, or too low for ``patience`` logged steps with a loss that barely moves."""
-    medians = _median_update_ratios(history, context, t)
-    if not medians:
-        return []
     high, low = t.update_ratio * t.update_factor, t.update_ratio / t.update_factor
-    evidence = {"median_update_ratio": medians, "healthy": t.update_ratio}
-    # One logged step is enough here: at 100x the healthy size each step rewrites a tenth
-    # of the weights, and such a phase is often over (units dead, loss stuck) a log later.
-    if medians[-1] > high:
+    # One logged step is enough for "too high": at 100x the healthy size each step rewrites a
+    # tenth of the weights, and such a phase is often over (units dead, loss stuck) a log later.
+    latest = _median_update_ratios(history, context, 1)
+    if latest and latest[-1] > high:
+        medians = _median_update_ratios(history, context, t.patience) or latest
+        evidence = {"median_update_ratio": medians, "healthy": t.update_ratio}
         return [Finding(
             "lr_too_high", "warning", "model", step,
             f"each step changes the weights by {medians[-1]:.1%} of their size (healthy: "
             f"about 0.1%): the learning rate is too high; try 10x smaller", evidence)]
+    medians = _median_update_ratios(history, context, t.patience)
+    evidence = {"median_update_ratio": medians, "healthy": t.update_ratio}
     losses = history.series("train/loss")[1]
-    if len(medians) == t.patience and max(medians) < low and len(losses) >= 2 and losses[0] > 0:
+    if medians and max(medians) < low and len(losses) >= 2 and losses[0] > 0:
         change = abs(losses[0] - losses[-1]) / losses[0]
         if change < t.stall_fraction:
             return [Finding(

@@ -68,6 +68,18 @@ def test_learning_rate_rules_follow_the_update_ratio():
     assert healthy == []
 
 
+def test_one_logged_step_far_too_large_is_a_too_high_learning_rate():
+    # The zoo's lr x100 (SGD lr 0.3 on MNIST): update ratio 0.2 at the first log, and the
+    # phase over a log later (units dead, steps small). It was missed while the rule waited
+    # for `patience` logged steps before looking at any.
+    history = History()
+    for step, ratio in ((19, 0.2), (39, 0.02), (59, 0.007)):
+        history.record(step, {f"update_ratio/{w}": ratio for w in CONTEXT.weights}
+                       | {"train/loss": 2.0})
+    found = {f.code: f for f in replay(history, CONTEXT, Thresholds())}
+    assert found["lr_too_high"].step == 19 and found["lr_too_high"].where == "model"
+
+
 def test_overfitting_needs_rising_validation_and_falling_training_loss():
     history = History()
     for epoch, (val, train) in enumerate([(0.9, 1.5), (0.5, 0.8), (0.55, 0.4), (0.6, 0.2),
