@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.history import read_history
+from core.history import CSV_PATH, read_history
 from doctor.findings import Finding, console_block, merge, read_findings
 from doctor.preflight import FILENAME as PREFLIGHT_FILE
 from doctor.rules import Context, replay
@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.run_dir.is_dir():
         print(f"python -m doctor: error: {args.run_dir} is not a run directory", file=sys.stderr)
+        sys.exit(1)
+    if not any((args.run_dir / name).exists() for name in (CSV_PATH, PREFLIGHT_FILE, "metrics.json")):
+        # "no findings" here would read as "healthy" for a run that was never checked
+        print(f"python -m doctor: error: {args.run_dir} holds nothing to diagnose (no "
+              f"{CSV_PATH}, {PREFLIGHT_FILE} or metrics.json): it is not a netscope run "
+              f"directory, or its run stopped before the doctor's first check", file=sys.stderr)
         sys.exit(1)
     findings = diagnose(args.run_dir)
     if args.json:

@@ -11,7 +11,7 @@ import torch
 
 from callbacks.doctor import Doctor
 from core.history import History
-from doctor.__main__ import diagnose
+from doctor.__main__ import diagnose, main as doctor_main
 from doctor.findings import Finding, console_block, merge
 from doctor.measures import dead_fraction, zero_fraction
 from doctor.rules import Context, evaluate, replay
@@ -200,3 +200,13 @@ def test_findings_reach_the_wandb_summary_and_table(tmp_path):
     assert summary["findings"][0]["code"] == "symmetry"
     assert history["doctor/findings._type"] == "table-file"
     assert history["figures/signal_propagation._type"] == "image-file"
+
+
+def test_doctor_on_a_folder_without_run_data_says_so_instead_of_no_findings(tmp_path, capsys):
+    # A run killed before its first log leaves only wandb/; "no findings" would read as healthy.
+    (tmp_path / "wandb").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        doctor_main([str(tmp_path)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert "holds nothing to diagnose" in error and "Traceback" not in error
