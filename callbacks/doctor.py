@@ -19,9 +19,16 @@ from callbacks.logging_sinks import log_figure, log_findings
 from callbacks.run_summary import one_line
 from core.files import write_json
 from core.history import History
-from doctor.findings import Finding, add_findings, console_block, merge, read_findings
+from doctor.findings import (
+    Finding,
+    add_findings,
+    console_block,
+    merge,
+    read_findings,
+    write_findings,
+)
 from doctor.preflight import FILENAME as PREFLIGHT_FILE, Preflight, context_of, run_preflight
-from doctor.rules import Context, evaluate
+from doctor.rules import Context, evaluate, settle
 from doctor.thresholds import Thresholds
 from figures.signal_propagation import signal_propagation_figure
 from figures.style import save
@@ -118,6 +125,10 @@ class Doctor(Callback):
         if self.check_only or not trainer.is_global_zero:
             return
         findings = merge(self.findings, read_findings(trainer.default_root_dir))  # + the guard's
+        settled = settle(findings, self.history, self.context, self.thresholds)
+        if settled != findings:
+            findings = settled
+            write_findings(trainer.default_root_dir, findings)  # RunSummary copies it at teardown
         rank_zero_info(console_block(findings, f"end of fit, step {logger_step(trainer)}"))
         log_findings(trainer, findings, logger_step(trainer))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.history import CSV_PATH, read_history
 from doctor.findings import Finding, console_block, merge, read_findings
 from doctor.preflight import FILENAME as PREFLIGHT_FILE
-from doctor.rules import Context, replay
+from doctor.rules import Context, replay, settle
 from doctor.thresholds import Thresholds
 
 
@@ -24,9 +24,11 @@ def diagnose(run_dir: str | Path, thresholds: Thresholds | None = None) -> list[
     report = json.loads(preflight.read_text()) if preflight.exists() else {}
     context = Context.from_dict(report["context"]) if "context" in report else Context()
     findings = [Finding.from_dict(r) for r in report.get("findings", [])]
-    findings = merge(findings, replay(read_history(run_dir), context, thresholds or Thresholds()))
+    thresholds = thresholds or Thresholds()
+    history = read_history(run_dir)
+    findings = merge(findings, replay(history, context, thresholds))
     guard = [f for f in read_findings(run_dir) if f.code == "diverged"]
-    return merge(findings, guard)
+    return settle(merge(findings, guard), history, context, thresholds)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -100,6 +100,11 @@ def add_findings(run_dir: str | os.PathLike, findings: list[Finding]) -> list[Fi
     return merged
 
 
+def write_findings(run_dir: str | os.PathLike, findings: list[Finding]) -> None:
+    """Replace ``<run_dir>/findings.json`` with ``findings`` (written atomically)."""
+    write_json(Path(run_dir) / FILENAME, [f.to_dict() for f in findings])
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

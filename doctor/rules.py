@@ -9,7 +9,7 @@ finished run's files, step by step, and finds the same first steps.
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from core.history import History
@@ -275,6 +275,31 @@ def evaluate(history: History, context: Context, thresholds: Thresholds,
              step: int) -> list[Finding]:
     """Every rule's findings at ``step`` (the latest step recorded in ``history``)."""
     return [finding for rule in RULES for finding in rule(history, context, thresholds, step)]
+
+
+#: Model-wide states a run can pass through and leave: a plateau, a phase of too large or too
+#: small steps, a stretch of rising validation loss.
+PASSING: frozenset[str] = frozenset({"not_learning", "lr_too_high", "lr_too_low", "overfitting"})
+
+
+def settle(findings: list[Finding], history: History, context: Context,
+           thresholds: Thresholds) -> list[Finding]:
+    """``findings`` at the end of a run: each passing state found during training (step > 0)
+    that no longer holds at the last step of ``history`` says so (``evidence["cleared_by_step"]`` and its
+    message), so that a run which stalled for two epochs and then learned does not end with
+    "the network has learned nothing". It keeps its severity: it happened, and cost steps."""
+    if any(f.code == "diverged" for f in findings) or not history:
+        return findings  # after a divergence the last values say nothing
+    step = max(s for name in history.names() for s in history.series(name)[0])
+    holding = {f.key for f in evaluate(history, context, thresholds, step)}
+    settled = []
+    for f in findings:
+        if (f.code in PASSING and f.step > 0 and f.key not in holding
+                and "cleared_by_step" not in f.evidence and step > f.step):
+            f = replace(f, evidence={**f.evidence, "cleared_by_step": step},
+                        message=f"{f.message} (no longer so by step {step})")
+        settled.append(f)
+    return settled
 
 
 def truncated(history: History, step: int) -> History:

@@ -22,10 +22,10 @@ def behind(rows: list[Row], order: list[Setting], comparisons: list[Comparison])
     lagging = {c.second: c for c in comparisons if c.first == best and c.verdict == "better"}
     notes = []
     for row in rows:
-        codes = [f.get("code") for f in row.findings or []]
+        stalled = [f for f in row.findings or [] if f.get("code") == "not_learning"]
         if row.status not in ("completed",):
             why = f"{row.status}: {row.reason or 'no reason recorded'}"
-        elif "not_learning" in codes:
+        elif stalled and "cleared_by_step" not in (stalled[0].get("evidence") or {}):
             why = "stalled (the doctor found it not learning)"
         elif row.setting in lagging:
             c = lagging[row.setting]

@@ -14,7 +14,7 @@ from core.history import History
 from doctor.__main__ import diagnose, main as doctor_main
 from doctor.findings import Finding, console_block, merge
 from doctor.measures import dead_fraction, zero_fraction
-from doctor.rules import Context, evaluate, replay
+from doctor.rules import Context, evaluate, replay, settle
 from doctor.thresholds import Thresholds
 from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
 
@@ -210,3 +210,18 @@ def test_doctor_on_a_folder_without_run_data_says_so_instead_of_no_findings(tmp_
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert "holds nothing to diagnose" in error and "Traceback" not in error
+
+
+def test_a_plateau_the_run_left_is_reported_as_over_at_the_end():
+    # The depth study's Xavier run: at the chance loss for two epochs, then it learns.
+    def run(losses: list[float]) -> list[Finding]:
+        history = History()
+        for i, loss in enumerate(losses):
+            history.record(25 * i + 24, {"train/loss": loss})
+        return settle(replay(history, CONTEXT, Thresholds()), history, CONTEXT, Thresholds())
+    recovered = {f.code: f for f in run([2.30] * 12 + [2.0, 1.5, 1.0, 0.8, 0.6, 0.5])}["not_learning"]
+    assert recovered.step == 224 and recovered.evidence["cleared_by_step"] == 449
+    assert recovered.message.endswith("(no longer so by step 449)")
+    assert recovered.severity == "error"  # it happened, and cost 200+ steps
+    stuck = {f.code: f for f in run([2.30] * 18)}["not_learning"]
+    assert "cleared_by_step" not in stuck.evidence

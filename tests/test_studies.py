@@ -21,8 +21,11 @@ from main import main as netscope
 from studies.cli import main as studies
 from studies.expand import combo_key, expand, format_args, labels, setting
 from studies.index import Entry, StudyIndex
+from studies.notes import behind
 from studies.report import write_report
+from studies.rows import Row
 from studies.spec import load_study, sweep_config_problems
+from studies.stats import Comparison, Setting
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs" / "studies").glob("*.yaml"))
@@ -339,3 +342,17 @@ def test_every_setting_gets_its_panel_even_without_data():
     assert [axis.get_title() for axis in panels] == ["relu (2 seeds)", "leaky_relu (1 seed)"]
     assert "no saturated or dead fraction" in panels[1].texts[0].get_text()
     assert "min to max over seeds" in figure.legends[0].get_title().get_text()
+
+
+def test_report_notes_say_stalled_only_for_a_plateau_the_run_never_left():
+    def row(label: str, setting: str, evidence: dict) -> Row:
+        finding = {"code": "not_learning", "severity": "error", "where": "model", "step": 249,
+                   "evidence": evidence, "message": "the training loss is still 2.301"}
+        return Row(label=label, values={}, setting=setting, seed=0, status="completed",
+                   reason=None, summary={"findings": [finding]}, run_dir=None, elapsed_s=None)
+    rows = [row("xavier-seed0", "xavier", {"cleared_by_step": 4215}), row("default-seed0", "default", {})]
+    order = [Setting("kaiming", {}, []), Setting("xavier", {}, []), Setting("default", {}, [])]
+    lags = [Comparison("kaiming", s, "val/acc", 0.5, 9.0, 1e-4, 1e-3, "better") for s in ("xavier", "default")]
+    notes = dict(zip(("xavier", "default"), behind(rows, order, lags)))
+    assert "lags kaiming" in notes["xavier"] and "stalled" not in notes["xavier"]
+    assert "stalled" in notes["default"]
