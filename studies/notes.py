@@ -17,7 +17,8 @@ DIAGNOSTICS = {
 
 
 def behind(rows: list[Row], order: list[Setting], comparisons: list[Comparison]) -> list[str]:
-    """Each run that failed, stalled or lagged, explained in the words of its findings."""
+    """Each run that failed, stalled, lagged or has an error finding (e.g. ``symmetry``),
+    explained in the words of its findings."""
     best = order[0].label if order else None
     lagging = {c.second: c for c in comparisons if c.first == best and c.verdict == "better"}
     notes = []
@@ -30,6 +31,8 @@ def behind(rows: list[Row], order: list[Setting], comparisons: list[Comparison])
         elif row.setting in lagging:
             c = lagging[row.setting]
             why = f"its setting lags {best} (p = {c.p:.3g}, Holm-adjusted {c.p_holm:.3g})"
+        elif any(f.get("severity") == "error" for f in row.findings or []):
+            why = "cannot train as set up (the doctor found an error)"  # e.g. symmetry: no test needed
         else:
             continue
         if row.findings is None:

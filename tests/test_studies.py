@@ -356,3 +356,16 @@ def test_report_notes_say_stalled_only_for_a_plateau_the_run_never_left():
     notes = dict(zip(("xavier", "default"), behind(rows, order, lags)))
     assert "lags kaiming" in notes["xavier"] and "stalled" not in notes["xavier"]
     assert "stalled" in notes["default"]
+
+
+def test_report_notes_explain_a_run_with_an_error_finding_even_without_a_test():
+    # One seed per setting (nothing tested): the zero-init run is still explained.
+    symmetry = {"code": "symmetry", "severity": "error", "where": "features.0", "step": 0,
+                "evidence": {}, "message": "every unit of features.0 has the same weights"}
+    rows = [Row(label="zeros-seed0", values={}, setting="zeros", seed=0, status="completed",
+                reason=None, summary={"findings": [symmetry]}, run_dir=None, elapsed_s=None),
+            Row(label="kaiming-seed0", values={}, setting="kaiming", seed=0, status="completed",
+                reason=None, summary={"findings": []}, run_dir=None, elapsed_s=None)]
+    notes = behind(rows, [Setting("kaiming", {}, []), Setting("zeros", {}, [])], [])
+    assert len(notes) == 1 and notes[0].startswith("- `zeros-seed0`")
+    assert "symmetry at features.0" in notes[0]
