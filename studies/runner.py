@@ -7,11 +7,13 @@ divided among them (``OMP_NUM_THREADS``, which torch reads at start-up): a run's
 depends on its own thread count only, never on how many runs share the machine.
 
 A study folder never loses a result: a finished run is never run again or overwritten,
-a rerun with another command line into the same folder is refused, and a study stopped
-in any way (Ctrl+C, ``kill -9``) goes on with the same command.
+a rerun with another command line into the same folder is refused, so is a second runner
+while one is working in it, and a study stopped in any way (Ctrl+C, ``kill -9``) goes on
+with the same command.
 """
 
 import ctypes
+import fcntl
 import os
 import re
 import shlex
@@ -19,7 +21,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,6 +59,34 @@ def default_threads(jobs: int) -> int:
     return max(1, cores // jobs)
 
 
+#: The file a working runner holds locked in its study folder (the OS drops the lock when the
+#: runner dies, even by ``kill -9``, so a stale file never blocks the next run).
+LOCK_FILE = ".runner.lock"
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``out``'s runner lock; refuse, naming the holder, while another runner holds it.
+    Two runners in one folder would both run the same combinations and overwrite its index."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(f"another `python -m studies run` ({holder}) is running into {out}: "
+                            f"wait for it to finish, or give this one its own --out folder.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_study(
     study: Study,
     out: Path,
@@ -81,6 +112,14 @@ def run_study(
     Returns:
         The study's index, saved in ``out`` whenever a run starts or ends.
     """
+    if dry_run:
+        return _run_study(study, out, extra, count, dry_run, echo, jobs, threads)
+    with folder_lock(out):
+        return _run_study(study, out, extra, count, dry_run, echo, jobs, threads)
+
+
+def _run_study(study: Study, out: Path, extra: list[str], count: int | None, dry_run: bool,
+               echo: Callable[[str], None] | None, jobs: int, threads: int | None) -> StudyIndex:
     echo = echo or (lambda line: print(line, flush=True))  # progress shows as it happens, even in a pipe
     threads = threads or default_threads(jobs)
     combos = expand(study, count)

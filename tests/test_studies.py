@@ -23,6 +23,7 @@ from studies.expand import combo_key, expand, format_args, labels, setting
 from studies.index import Entry, StudyIndex
 from studies.notes import behind
 from studies.report import write_report
+from studies.runner import folder_lock
 from studies.rows import Row
 from studies.spec import load_study, sweep_config_problems
 from studies.stats import Comparison, Setting
@@ -369,3 +370,17 @@ def test_report_notes_explain_a_run_with_an_error_finding_even_without_a_test():
     notes = behind(rows, [Setting("kaiming", {}, []), Setting("zeros", {}, [])], [])
     assert len(notes) == 1 and notes[0].startswith("- `zeros-seed0`")
     assert "symmetry at features.0" in notes[0]
+
+
+def test_a_second_runner_into_a_busy_study_folder_is_refused(tmp_path, capsys):
+    # Two terminals, one folder: both would run the same combinations and rewrite index.json.
+    study, out = tiny_study(tmp_path), tmp_path / "study"
+    with folder_lock(out):  # what a working runner holds
+        with pytest.raises(SystemExit) as exit_info:
+            studies(["run", str(study), "--out", str(out)])
+    assert exit_info.value.code != 0
+    error = capsys.readouterr().err
+    assert "another `python -m studies run`" in error and f"pid {os.getpid()}" in error
+    assert "Traceback" not in error and not (out / "index.json").exists()
+    with folder_lock(out):  # released: the next runner gets it
+        pass
