@@ -23,8 +23,8 @@ from studies.expand import combo_key, expand, format_args, labels, setting
 from studies.index import Entry, StudyIndex
 from studies.notes import behind
 from studies.report import write_report
-from studies.runner import folder_lock
 from studies.rows import Row
+from studies.runner import folder_lock
 from studies.spec import load_study, sweep_config_problems
 from studies.stats import Comparison, Setting
 
