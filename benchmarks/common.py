@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from datamodules.augment import random_flip, random_translate
+from models.optimization import build_optimizers
 from netscope.cli import NetscopeCLI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +92,17 @@ def train_step(model: LightningModule, optimizer: torch.optim.Optimizer, inputs:
     return loss
 
 
+class FitLength:
+    """What :func:`models.optimization.fit_length` reads of a trainer, for a fit of
+    ``max_epochs`` epochs of ``steps_per_epoch`` optimizer steps."""
+
+    def __init__(self, steps_per_epoch: int, max_epochs: int) -> None:
+        self.num_training_batches = steps_per_epoch
+        self.accumulate_grad_batches = 1
+        self.max_epochs = max_epochs
+        self.estimated_stepping_batches = steps_per_epoch * max_epochs
+
+
 class PlainLoop:
     """A hand-written training loop over the same tensors, model and optimizer: what one
     would write without Lightning (tensors on the training device, ``randperm`` batches,
@@ -106,8 +118,16 @@ class PlainLoop:
         self.translate = data.translate
         self.batch_size = data.batch_size
         self.model = cli.model.to(self.device)
-        optimizers, schedulers = cli.model.configure_optimizers()
-        self.optimizer, self.scheduler = optimizers[0], schedulers[0]
+        # The model's own configure_optimizers reads the fit's length from its trainer, which
+        # only a fit attaches; here the same optimizer and schedule are built for the length
+        # the config's fit would have (full batches of the training split, max_epochs).
+        steps_per_epoch = len(self.labels) // self.batch_size
+        built = build_optimizers(self.model.parameters(), getattr(cli.model, "optimizer_choice", None),
+                                 getattr(cli.model, "lr_scheduler_choice", None),
+                                 FitLength(steps_per_epoch, cli.trainer.max_epochs),
+                                 cli.model.hparams.lr_scheduler_interval)
+        self.optimizer = built["optimizer"] if isinstance(built, dict) else built
+        self.scheduler = built["lr_scheduler"]["scheduler"] if isinstance(built, dict) else None
         self.autocast = autocast(cli)
         self.memory_format = (torch.channels_last if cli.model.hparams.get("channels_last")
                               else torch.contiguous_format)
@@ -129,7 +149,8 @@ class PlainLoop:
         start = 0.0
         for step in range(steps):
             train_step(self.model, self.optimizer, *next(batches), self.autocast)
-            self.scheduler.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
             if step == warmup - 1:
                 synchronize(self.device)
                 start = time.perf_counter()

@@ -2,6 +2,9 @@
 without a bias, gradient norms read in one transfer, and time_to_accuracy's curve read
 through core.history."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -81,3 +84,22 @@ def test_time_to_accuracy_counts_images_and_reads_the_curve_from_history(tmp_pat
     reached = first_reaching(curve, curve[-1]["val_acc"], "images_seen")
     assert reached in (100, 200, 300)
     assert metrics(run_dir)["time/images_seen"] == 300
+
+
+def test_overhead_benchmark_measures_all_three_variants(tiny_cifar: Path, tmp_path: Path) -> None:
+    # It broke unnoticed once the optimizer became built inside the fit (configure_optimizers
+    # reads the fit's length from a trainer the plain loop never has).
+    config = yaml.safe_load((CONFIGS / "cifar.yaml").read_text())
+    config["model"]["init_args"]["widths"] = [8, 16, 16]
+    config["data"]["init_args"]["batch_size"] = 8
+    small = tmp_path / "cifar_small.yaml"
+    small.write_text(yaml.safe_dump(config))
+    result_path = tmp_path / "overhead.json"
+    subprocess.run([sys.executable, str(CONFIGS.parent / "benchmarks" / "overhead.py"),
+                    "--config", str(small), "--data_dir", str(tiny_cifar), "--precision", "32-true",
+                    "--accelerator", "cpu", "--steps", "3", "--warmup", "1", "--repeats", "1",
+                    "--log_every_n_steps", "1", "--json", str(result_path)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    result = json.loads(result_path.read_text())
+    assert all(result[f"{v}_img_s"] > 0 for v in ("raw", "netscope", "netscope_diag"))
+    assert result["settings"]["precision"] == "32-true"
