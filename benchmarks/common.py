@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+import wandb
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from datamodules.augment import random_flip, random_translate
@@ -189,7 +190,11 @@ def lightning_images_per_second(cli: NetscopeCLI, steps: int, warmup: int) -> fl
     """Fit ``cli``'s model for ``steps`` steps (no validation); images/s after ``warmup``."""
     timer = StepTimer(warmup)
     cli.trainer.callbacks.append(timer)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    finally:
+        if wandb.run is not None:  # a fresh W&B run for the next fit, as `main.py fit` gets
+            wandb.finish()
     return timer.images_per_second
 
 

@@ -95,11 +95,12 @@ def test_overhead_benchmark_measures_all_three_variants(tiny_cifar: Path, tmp_pa
     small = tmp_path / "cifar_small.yaml"
     small.write_text(yaml.safe_dump(config))
     result_path = tmp_path / "overhead.json"
-    subprocess.run([sys.executable, str(CONFIGS.parent / "benchmarks" / "overhead.py"),
+    done = subprocess.run([sys.executable, str(CONFIGS.parent / "benchmarks" / "overhead.py"),
                     "--config", str(small), "--data_dir", str(tiny_cifar), "--precision", "32-true",
                     "--accelerator", "cpu", "--steps", "3", "--warmup", "1", "--repeats", "1",
                     "--log_every_n_steps", "1", "--json", str(result_path)],
-                   check=True, capture_output=True, cwd=tmp_path)
+                   check=True, capture_output=True, text=True, cwd=tmp_path)
     result = json.loads(result_path.read_text())
+    assert "wandb run already in progress" not in done.stderr  # each fit its own W&B run
     assert all(result[f"{v}_img_s"] > 0 for v in ("raw", "netscope", "netscope_diag"))
     assert result["settings"]["precision"] == "32-true"
