@@ -145,10 +145,9 @@ class Doctor(Callback):
 
     def record_and_judge(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         self.history.record(step, values)
-        new = [f for f in evaluate(self.history, self.context, self.thresholds, step)
-               if f.key not in {k.key for k in self.findings}]
-        if new:
-            self.findings = merge(self.findings, new)
+        merged = merge(self.findings, evaluate(self.history, self.context, self.thresholds, step))
+        if merged != self.findings:  # a new finding, or a graver sighting of a known one
+            self.findings = merged
             if trainer.is_global_zero:
                 add_findings(trainer.default_root_dir, self.findings)
 

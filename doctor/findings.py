@@ -61,14 +61,14 @@ class Finding:
 
 def merge(known: list[Finding], new: list[Finding]) -> list[Finding]:
     """``known`` plus the findings of ``new`` not already known by :attr:`Finding.key`
-    (the first sighting keeps its step), ordered by severity, then step."""
-    keys = {finding.key for finding in known}
-    merged = list(known)
+    (the first sighting keeps its step; a graver sighting, e.g. a warning after the
+    pre-flight's info, replaces it), ordered by severity, then step."""
+    merged = {finding.key: finding for finding in known}
     for finding in new:
-        if finding.key not in keys:
-            merged.append(finding)
-            keys.add(finding.key)
-    return sorted(merged, key=lambda f: (_RANK[f.severity], f.step))
+        seen = merged.get(finding.key)
+        if seen is None or _RANK[finding.severity] < _RANK[seen.severity]:
+            merged[finding.key] = finding
+    return sorted(merged.values(), key=lambda f: (_RANK[f.severity], f.step))
 
 
 def is_healthy(findings: list[Finding]) -> bool:

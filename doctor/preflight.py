@@ -39,11 +39,13 @@ class Preflight:
     layers: list[dict[str, Any]] = field(default_factory=list)  # activation layers, in order
     weights: list[dict[str, Any]] = field(default_factory=list)  # weight parameters, in order
     findings: list[Finding] = field(default_factory=list)
+    optimizer: str | None = None  # the class of the optimizer that made the one step
 
     def to_dict(self) -> dict[str, Any]:
         return {"context": self.context.to_dict(), "loss": self.loss,
                 "chance_loss": self.context.chance_loss, "layers": self.layers,
-                "weights": self.weights, "findings": [f.to_dict() for f in self.findings]}
+                "weights": self.weights, "optimizer": self.optimizer,
+                "findings": [f.to_dict() for f in self.findings]}
 
 
 def context_of(module: nn.Module) -> Context:
@@ -102,6 +104,11 @@ def copy_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module,
     return type(optimizer)([g for g in groups if g["params"]], **defaults)
 
 
+#: Optimizers whose step is proportional to the gradient, so that one step's size tells the
+#: learning rate's (the first step of an adaptive optimizer is about lr per weight).
+PROPORTIONAL: frozenset[str | None] = frozenset({"SGD", "ASGD"})
+
+
 def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, batch: Any,
                   thresholds: Thresholds, saturation_margin: float = 0.05,
                   forward_context: Callable[[], Any] = contextlib.nullcontext) -> Preflight:
@@ -155,6 +162,7 @@ def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, ba
                 "saturated_fraction": float(saturated) if saturated is not None else None,
             })
         report.weights = one_step(module, clone, optimizer, report.context.weights)
+        report.optimizer = type(optimizer).__name__ if optimizer is not None else None
     report.findings += judge(report, thresholds)
     return report
 
@@ -244,7 +252,18 @@ def judge(report: Preflight, t: Thresholds) -> list[Finding]:
         median = statistics.median(ratios)
         evidence = {"median_update_ratio": median, "healthy": t.update_ratio,
                     "update_ratio": {w["name"]: w["update_ratio"] for w in report.weights}}
-        if median > t.update_ratio * t.update_factor:
+        adaptive = report.optimizer not in PROPORTIONAL
+        if adaptive and t.update_ratio * t.update_factor < median <= t.adaptive_first_step:
+            # Adam, RMSprop, Adagrad, ... divide by the gradient's own size: their first step
+            # moves every weight by about lr (RMSprop 10 lr), whatever the gradient, and later
+            # steps shrink. Too high is judged again on the logged steps, unless this first
+            # step is larger than the weights themselves (below).
+            findings.append(Finding(
+                "lr_too_high", "info", "model", 0,
+                f"the first step of {report.optimizer} changes the weights by {median:.1%} of "
+                f"their size (healthy: about 0.1%); its first steps are large by design, so the "
+                f"rules judge the learning rate again on the logged steps", evidence))
+        elif median > (t.adaptive_first_step if adaptive else t.update_ratio * t.update_factor):
             findings.append(Finding(
                 "lr_too_high", "warning", "model", 0,
                 f"the first step changes the weights by {median:.1%} of their size (healthy: "

@@ -43,6 +43,11 @@ class Thresholds:
         update_factor: [100] a median update ratio over the weight layers above
             ``update_ratio`` x this is a too-high learning rate, below ``update_ratio`` /
             this a too-low one (DeepDiagnosis's band, 1e-3 x/÷ 100).
+        adaptive_first_step: [1.0] the pre-flight's one step of an optimizer that divides by
+            the gradient's size (Adam, RMSprop, Adagrad, ...) moves each weight by about its
+            learning rate, however small the gradient: larger than the band above by design
+            (RMSprop at lr 1e-3: about 20%). Only a first step larger than this (the weights'
+            own size) is a too-high learning rate there; the logged steps are judged by the band.
         stall_fraction: [0.05] a too-low learning rate also leaves the training loss within
             this fraction of where it started.
         chance_margin: [0.05] a training loss that stays within this fraction of the chance
@@ -74,6 +79,7 @@ class Thresholds:
     learned_fraction: float = 0.5
     update_ratio: float = 1e-3
     update_factor: float = 100.0
+    adaptive_first_step: float = 1.0
     stall_fraction: float = 0.05
     chance_margin: float = 0.05
     stall_steps: int = 200

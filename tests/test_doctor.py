@@ -14,6 +14,7 @@ from core.history import History
 from doctor.__main__ import diagnose, main as doctor_main
 from doctor.findings import Finding, console_block, merge
 from doctor.measures import dead_fraction, zero_fraction
+from doctor.preflight import Preflight, judge
 from doctor.rules import Context, evaluate, replay, settle
 from doctor.thresholds import Thresholds
 from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
@@ -225,3 +226,18 @@ def test_a_plateau_the_run_left_is_reported_as_over_at_the_end():
     assert recovered.severity == "error"  # it happened, and cost 200+ steps
     stuck = {f.code: f for f in run([2.30] * 18)}["not_learning"]
     assert "cleared_by_step" not in stuck.evidence
+
+
+def test_an_adaptive_optimizers_large_first_step_is_info_and_a_graver_sighting_replaces_it():
+    weights = [{"name": w, "update_ratio": 0.2} for w in CONTEXT.weights]
+    rmsprop = judge(Preflight(CONTEXT, weights=weights, optimizer="RMSprop"), Thresholds())
+    assert [(f.code, f.severity) for f in rmsprop] == [("lr_too_high", "info")]
+    sgd = judge(Preflight(CONTEXT, weights=weights, optimizer="SGD"), Thresholds())
+    assert [(f.code, f.severity) for f in sgd] == [("lr_too_high", "warning")]
+    adam_lr_1 = [{"name": w, "update_ratio": 19.0} for w in CONTEXT.weights]  # the zoo's Adam lr 1
+    assert judge(Preflight(CONTEXT, weights=adam_lr_1, optimizer="Adam"), Thresholds())[0].severity == "warning"
+    # Later, on the logged steps, the rule finds it too high: the warning replaces the info.
+    later = Finding("lr_too_high", "warning", "model", 19, "each step changes the weights by 20%")
+    (merged,) = merge(rmsprop, [later])
+    assert merged.severity == "warning" and merged.step == 19
+    assert merge([later], rmsprop) == [later]  # never the other way round
