@@ -206,7 +206,8 @@ def _runs_table(inputs: Inputs) -> list[str]:
         s = row.summary
         elapsed = row.elapsed_s if row.elapsed_s is not None else s.get("wall_time_s")
         findings = ("doctor did not run" if row.findings is None else
-                    ", ".join(f"{f.get('code', '?')} @ {f.get('where', '?')}" for f in row.findings)
+                    ", ".join(f"{f.get('code', '?')} @ {f.get('where', '?')}"
+                              + (" (info)" if f.get("severity") == "info" else "") for f in row.findings)
                     or "none")
         cells = [row.label, row.setting, short(row.seed), row.status, percent(s.get("val/acc")),
                  percent(s.get("test/acc")), number(s.get("train/loss")), number(s.get("val/loss")),

@@ -61,14 +61,18 @@ class Setting:
         return Spread(len(values), statistics.fmean(values), std, min(values), max(values))
 
     def finding_counts(self) -> dict[str, int] | None:
-        """Per finding code, how many of the setting's runs raised it; ``None`` when the
-        doctor ran on none of them."""
+        """Per finding code, how many of the setting's runs raised it (an ``info`` only,
+        e.g. an adaptive optimizer's large first step, counts as ``code (info)``); ``None``
+        when the doctor ran on none of them."""
         if all(row.findings is None for row in self.rows):
             return None
         counts: dict[str, int] = {}
         for row in self.rows:
-            for code in dict.fromkeys(f.get("code", "?") for f in row.findings or []):
-                counts[code] = counts.get(code, 0) + 1
+            serious = {f.get("code", "?") for f in row.findings or [] if f.get("severity") != "info"}
+            labels = (code if code in serious else f"{code} (info)"
+                      for code in (f.get("code", "?") for f in row.findings or []))
+            for label in dict.fromkeys(labels):
+                counts[label] = counts.get(label, 0) + 1
         return counts
 
 

@@ -384,3 +384,15 @@ def test_a_second_runner_into_a_busy_study_folder_is_refused(tmp_path, capsys):
     assert "Traceback" not in error and not (out / "index.json").exists()
     with folder_lock(out):  # released: the next runner gets it
         pass
+
+
+def test_findings_column_marks_info_only_findings():
+    def row(label: str, severity: str) -> Row:
+        finding = {"code": "lr_too_high", "severity": severity, "where": "model", "step": 0,
+                   "evidence": {}, "message": "the first step of RMSprop changes the weights by 19%"}
+        return Row(label=label, values={}, setting="rmsprop", seed=0, status="completed",
+                   reason=None, summary={"findings": [finding]}, run_dir=None, elapsed_s=None)
+    assert Setting("rmsprop", {}, [row("a", "info"), row("b", "info")]).finding_counts() == {
+        "lr_too_high (info)": 2}
+    assert Setting("rmsprop", {}, [row("a", "info"), row("b", "warning")]).finding_counts() == {
+        "lr_too_high (info)": 1, "lr_too_high": 1}
