@@ -106,7 +106,7 @@ def copy_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module,
 
 #: Optimizers whose step is proportional to the gradient, so that one step's size tells the
 #: learning rate's (the first step of an adaptive optimizer is about lr per weight).
-PROPORTIONAL: frozenset[str | None] = frozenset({"SGD", "ASGD"})
+PROPORTIONAL: frozenset[str] = frozenset({"SGD", "ASGD"})
 
 
 def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, batch: Any,

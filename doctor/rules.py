@@ -193,16 +193,14 @@ def learning_rate(history: History, context: Context, t: Thresholds, step: int) 
     high, low = t.update_ratio * t.update_factor, t.update_ratio / t.update_factor
     # One logged step is enough for "too high": at 100x the healthy size each step rewrites a
     # tenth of the weights, and such a phase is often over (units dead, loss stuck) a log later.
-    latest = _median_update_ratios(history, context, 1)
+    medians = _median_update_ratios(history, context, t.patience)
+    latest = medians[-1:] or _median_update_ratios(history, context, 1)
+    evidence = {"median_update_ratio": medians or latest, "healthy": t.update_ratio}
     if latest and latest[-1] > high:
-        medians = _median_update_ratios(history, context, t.patience) or latest
-        evidence = {"median_update_ratio": medians, "healthy": t.update_ratio}
         return [Finding(
             "lr_too_high", "warning", "model", step,
-            f"each step changes the weights by {medians[-1]:.1%} of their size (healthy: "
+            f"each step changes the weights by {latest[-1]:.1%} of their size (healthy: "
             f"about 0.1%): the learning rate is too high; try 10x smaller", evidence)]
-    medians = _median_update_ratios(history, context, t.patience)
-    evidence = {"median_update_ratio": medians, "healthy": t.update_ratio}
     losses = history.series("train/loss")[1]
     if medians and max(medians) < low and len(losses) >= 2 and losses[0] > 0:
         change = abs(losses[0] - losses[-1]) / losses[0]
