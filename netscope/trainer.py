@@ -11,6 +11,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from core.errors import UserError
 from models.tta import TTAMode
 
 
@@ -51,7 +52,17 @@ class NetscopeTrainer(Trainer):
         self.num_sanity_val_steps = 0  # nothing to validate: no step is taken
         # nor anything to save: no checkpoint of untrained weights beside the findings
         self.callbacks = [c for c in self.callbacks if not isinstance(c, ModelCheckpoint)]
+        # The check takes no step, so the fit's length does not matter; but a length of zero
+        # (--trainer.max_epochs 0, max_steps 0, limit_train_batches 0) would skip the
+        # training start where the check runs, and "no findings" would then be a lie.
+        self.fit_loop.max_epochs = 1
+        self.fit_loop.epoch_loop.max_steps = -1
+        if self.limit_train_batches == 0:
+            self.limit_train_batches = 1
         self.fit(model, datamodule=datamodule)
+        if not doctor.preflight_done:
+            raise UserError("check: the pre-flight check did not run (the training data gave "
+                            "no batch); see the messages above")
 
     def export(self, model: LightningModule, datamodule: LightningDataModule | None = None,
                ckpt_path: str | None = None, tta: TTAMode | None = None) -> None:

@@ -151,6 +151,16 @@ def test_check_finds_symmetry_at_step_zero_without_training(tmp_path, caplog):
     assert "features.0  (step 0): all 4 units of features.0 start with identical" in caplog.text
 
 
+@pytest.mark.parametrize("length", [["--trainer.max_epochs", "0"], ["--trainer.max_steps", "0"],
+                                    ["--trainer.limit_train_batches", "0"]])
+def test_check_runs_its_preflight_whatever_the_fits_length(tmp_path, length):
+    """A zero-length fit skips the training start where the check runs: it used to end
+    with "no findings" without having checked anything."""
+    run_dir = run("check", *XOR, "--model.init_args.init", "zeros", *length, root=tmp_path / "runs")
+    assert (run_dir / "preflight.json").exists()
+    assert "symmetry" in codes([Finding(**f) for f in metrics(run_dir)["findings"]])
+
+
 def test_doctor_changes_nothing_in_training_and_a_healthy_run_has_no_findings(tmp_path):
     args = [*XOR, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "5"]
     with_doctor = run("fit", *args, root=tmp_path / "with")
