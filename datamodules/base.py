@@ -58,6 +58,9 @@ class BaseDataModule(LightningDataModule):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if size is not None and size < 1:
+                raise UserError(f"--data.init_args.{name} must be at least 1, got {size}")
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

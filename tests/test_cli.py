@@ -109,13 +109,16 @@ def test_bad_choice_lists_the_valid_ones_without_traceback(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_out_of_range_value_gets_a_clear_message(tmp_path, capsys):
+@pytest.mark.parametrize("option, value", [("val_fraction", "1.5"), ("batch_size", "0"),
+                                           ("eval_batch_size", "-5")])
+def test_out_of_range_value_gets_a_clear_message(tmp_path, capsys, option, value):
+    """A batch size of 0 used to end in a traceback from inside the fit (the loader)."""
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(CONFIGS / "mnist.yaml"), "--data.init_args.val_fraction", "1.5",
+        main(["fit", "--config", str(CONFIGS / "mnist.yaml"), f"--data.init_args.{option}", value,
               *QUIET, "--trainer.default_root_dir", str(tmp_path / "runs")])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert "val_fraction" in err and "1.5" in err and "Traceback" not in err
+    assert option in err and value in err and "Traceback" not in err
 
 
 def test_missing_data_offline_gets_a_clear_message(tmp_path, capsys):
