@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,7 +59,12 @@ def build(config: Path, data_dir: str | None, *overrides: str,
     args = ["--config", str(config), *(["--data.init_args.data_dir", data_dir] if data_dir else []),
             "--trainer.default_root_dir", _SCRATCH.name, "--trainer.accelerator", accelerator,
             "--trainer.devices", "1", *overrides]
-    return NetscopeCLI(args, run=False)
+    # The benchmark's own options are in sys.argv; LightningCLI warns when it sees both.
+    script_args, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        return NetscopeCLI(args, run=False)
+    finally:
+        sys.argv = script_args
 
 
 def autocast(cli: NetscopeCLI) -> torch.autocast:
