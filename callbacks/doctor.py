@@ -91,6 +91,8 @@ class Doctor(Callback):
         self.context = context_of(pl_module)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # the optimizer exists now: it tells which weights' step size it fixes itself
+        self.context = context_of(pl_module, trainer.optimizers[0] if trainer.optimizers else None)
         if self.check_only:  # no training: take a batch from the loader and stop
             batch = next(iter(trainer.train_dataloader))
             batch = pl_module._apply_batch_transfer_handler(batch)

@@ -48,14 +48,19 @@ class Preflight:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def context_of(module: nn.Module) -> Context:
-    """The rules' context for a netscope model: task, classes and layer order."""
+def context_of(module: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> Context:
+    """The rules' context for a netscope model: task, classes and layer order, and the
+    weights whose step size ``optimizer`` fixes (param groups marked ``orthogonalize``)."""
+    fixed = {id(p) for group in (optimizer.param_groups if optimizer is not None else [])
+             if group.get("orthogonalize") for p in group["params"]}
     return Context(
         task=str(getattr(module, "task", "classification")),
         num_classes=int(getattr(module, "num_classes", 0) or 0),
         activations={name: type(m).__name__ for name, m in module.named_modules()
                      if isinstance(m, ACTIVATION_TYPES)},
         weights=[name for name, p in module.named_parameters() if p.dim() >= 2 and p.requires_grad],
+        fixed_step=[name for name, p in module.named_parameters()
+                    if id(p) in fixed and p.requires_grad],
     )
 
 
@@ -106,7 +111,7 @@ def copy_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module,
 
 #: Optimizers whose step is proportional to the gradient, so that one step's size tells the
 #: learning rate's (the first step of an adaptive optimizer is about lr per weight).
-PROPORTIONAL: frozenset[str] = frozenset({"SGD", "ASGD"})
+PROPORTIONAL: frozenset[str] = frozenset({"SGD", "ASGD", "MuonSGD"})  # MuonSGD: its SGD part
 
 
 def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, batch: Any,
@@ -122,7 +127,7 @@ def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, ba
         saturation_margin: as ``callbacks.ActivationStatistics``'s.
         forward_context: the run's precision context (``precision_plugin.forward_context``).
     """
-    report = Preflight(context_of(module))
+    report = Preflight(context_of(module, optimizer))
     report.findings += symmetry(module, report.context, thresholds)
     if not all(hasattr(module, a) for a in ("evaluate", "loss_fn", "outputs_for_loss")):
         return report
@@ -247,7 +252,7 @@ def judge(report: Preflight, t: Thresholds) -> list[Finding]:
              "threshold": t.saturated_fraction}))
     ratios = [w["update_ratio"] for w in report.weights
               if w["update_ratio"] is not None and math.isfinite(w["update_ratio"])
-              and w["update_ratio"] > 0]
+              and w["update_ratio"] > 0 and w["name"] not in report.context.fixed_step]
     if ratios:
         median = statistics.median(ratios)
         evidence = {"median_update_ratio": median, "healthy": t.update_ratio,

@@ -26,12 +26,17 @@ class Context:
         num_classes: classes (for the chance loss).
         activations: activation layers, input to output, with their class names.
         weights: weight parameters (matrices and kernels), input to output.
+        fixed_step: weights whose step size the optimizer sets relative to their norm,
+            whatever the gradient (``models.MuonSGD``'s orthogonalized filters move by about
+            ``muon_lr`` of their size per step by design): the update-ratio rules, whose
+            healthy 1e-3 is a gradient step's, leave them out.
     """
 
     task: str = "classification"
     num_classes: int = 10
     activations: dict[str, str] = field(default_factory=dict)
     weights: list[str] = field(default_factory=list)
+    fixed_step: list[str] = field(default_factory=list)
 
     @property
     def chance_loss(self) -> float | None:
@@ -174,6 +179,7 @@ def _median_update_ratios(history: History, context: Context, count: int) -> lis
     steps (empty until ``count`` steps were logged)."""
     weights = context.weights or [n.removeprefix("update_ratio/")
                                   for n in history.names("update_ratio/") if n.endswith(".weight")]
+    weights = [name for name in weights if name not in context.fixed_step]
     columns = [recent(history, f"update_ratio/{name}", count) for name in weights]
     columns = [c for c in columns if len(c) == count]
     if not columns:

@@ -3,6 +3,7 @@
 from models.base import BaseModel
 from models.convnet import ConvNet
 from models.mlp import MLP
+from models.muon import MuonSGD
 from models.torchvision_net import TorchvisionNet
 
-__all__ = ["BaseModel", "ConvNet", "MLP", "TorchvisionNet"]
+__all__ = ["BaseModel", "ConvNet", "MLP", "MuonSGD", "TorchvisionNet"]

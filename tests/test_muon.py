@@ -1,0 +1,103 @@
+"""``models.MuonSGD``: Muon on the convolution filters, SGD on the rest, and what the doctor
+makes of it."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from models.muon import MuonSGD, orthogonalize
+from tests.helpers import CONFIGS, FAST, run
+from tests.test_bad_input import fails
+
+
+def test_orthogonalize_brings_every_singular_value_near_one() -> None:
+    torch.manual_seed(0)
+    for shape in [(8, 27), (64, 200), (200, 64)]:
+        left, _ = torch.linalg.qr(torch.randn(shape[0], min(shape)))
+        right, _ = torch.linalg.qr(torch.randn(shape[1], min(shape)))
+        spread = torch.logspace(0, -1, min(shape))  # singular values from 1 down to 0.1
+        result = orthogonalize(left @ torch.diag(spread) @ right.T)
+        assert result.shape == shape
+        values = torch.linalg.svdvals(result)
+        assert values.min() > 0.4 and values.max() < 1.3, values
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+
+def _step(net: nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
+    torch.manual_seed(seed)
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(net(torch.randn(16, 3, 8, 8)), torch.randint(0, 4, (16,))).backward()
+    optimizer.step()
+
+
+def test_the_filters_move_by_muon_lr_and_the_rest_exactly_as_under_sgd() -> None:
+    torch.manual_seed(0)
+    net = _net()
+    reference = copy.deepcopy(net)
+    settings = dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    muon = MuonSGD(net.parameters(), muon_lr=0.05, **settings)
+    sgd = torch.optim.SGD(reference.parameters(), **settings)
+    assert [len(g["params"]) for g in muon.param_groups] == [5, 1]  # filters last, alone
+    for seed in range(3):
+        filters = net[0].weight.detach().clone()
+        _step(net, muon, seed)
+        _step(reference, sgd, seed)
+        normalized = filters * (8 ** 0.5 / filters.norm())  # norm sqrt(out_channels)
+        moved = (net[0].weight.detach() - normalized).norm() / normalized.norm()
+        assert 0.05 * 0.4 < moved < 0.05 * 1.3, moved
+        reference[0].weight.data.copy_(net[0].weight.data)  # follow the filters, check the rest
+        for (name, mine), theirs in zip(net.named_parameters(), reference.parameters()):
+            if name != "0.weight":
+                torch.testing.assert_close(mine, theirs, msg=name)
+
+
+def test_its_state_survives_a_checkpoint() -> None:
+    net = _net()
+    optimizer = MuonSGD(net.parameters(), lr=0.1, momentum=0.9)
+    _step(net, optimizer, 0)
+    restored = MuonSGD(copy.deepcopy(net).parameters(), lr=0.1, momentum=0.9)
+    restored.load_state_dict(optimizer.state_dict())
+    assert restored.param_groups[-1]["orthogonalize"] and restored.param_groups[-1]["lr"] == 0.24
+    buffers = [s["momentum_buffer"] for s in optimizer.state.values()]
+    assert len(buffers) == 6  # every parameter, filters included
+    for before, after in zip(buffers, (s["momentum_buffer"] for s in restored.state.values())):
+        torch.testing.assert_close(before, after)
+
+
+MUON = ["--optimizer", "models.MuonSGD", "--optimizer.init_args.lr", "0.05",
+        "--optimizer.init_args.momentum", "0.85", "--optimizer.init_args.nesterov", "true",
+        "--lr_scheduler", "torch.optim.lr_scheduler.LinearLR",
+        "--lr_scheduler.init_args.end_factor", "0.0", "--lr_scheduler.init_args.total_iters", "null"]
+
+
+def test_a_muon_fit_trains_and_the_doctor_judges_only_the_gradient_steps(
+        tiny_cifar: Path, tmp_path: Path) -> None:
+    run_dir = run("fit", "--config", str(CONFIGS / "cifar.yaml"), *FAST, *MUON,
+                  "--data.init_args.data_dir", str(tiny_cifar), "--data.init_args.batch_size", "4",
+                  "--trainer.precision", "32-true", "--trainer.log_every_n_steps", "1",
+                  root=tmp_path / "runs")
+    preflight = json.loads((run_dir / "preflight.json").read_text())
+    filters = [w["name"] for w in preflight["weights"] if w["name"].endswith("0.weight")
+               or w["name"].endswith("4.weight")]
+    assert filters and set(preflight["context"]["fixed_step"]) == set(filters)
+    # The filters move by about muon_lr (0.24) of their size each step, by design; 0.24 is far
+    # above the gradient steps' healthy 1e-3, which the doctor used to call "lr too high".
+    ratios = [w["update_ratio"] for w in preflight["weights"] if w["name"] in filters]
+    assert min(ratios) > 0.05, ratios
+    findings = json.loads((run_dir / "findings.json").read_text())
+    assert not [f for f in findings if f["code"] == "lr_too_high"], findings
+
+
+def test_muon_on_a_model_without_filters_is_a_clear_error(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    line, _ = fails(["fit", "--config", str(CONFIGS / "xor.yaml"), *FAST, *MUON],
+                    tmp_path / "runs", capsys)
+    assert "MuonSGD orthogonalizes convolution filters" in line, line
