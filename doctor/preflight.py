@@ -23,7 +23,7 @@ from torch import nn
 
 from doctor.findings import Finding
 from doctor.measures import dead_fraction, saturated_fraction, zero_fraction
-from doctor.rules import Context
+from doctor.rules import Context, judged_weights
 from doctor.thresholds import Thresholds
 from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES
 
@@ -250,9 +250,10 @@ def judge(report: Preflight, t: Thresholds) -> list[Finding]:
             f"use a smaller init scale (xavier_normal with gain 1) or ReLU",
             {"saturated_fraction": {l["name"]: l["saturated_fraction"] for l in saturated},
              "threshold": t.saturated_fraction}))
+    judged = judged_weights([w["name"] for w in report.weights], report.context.fixed_step)
     ratios = [w["update_ratio"] for w in report.weights
               if w["update_ratio"] is not None and math.isfinite(w["update_ratio"])
-              and w["update_ratio"] > 0 and w["name"] not in report.context.fixed_step]
+              and w["update_ratio"] > 0 and w["name"] in judged]
     if ratios:
         median = statistics.median(ratios)
         evidence = {"median_update_ratio": median, "healthy": t.update_ratio,

@@ -174,12 +174,21 @@ def exploding_gradients(history: History, context: Context, t: Thresholds,
         {"grad_norm_total": [values[0], *values[-2:]], "threshold": t.exploding_growth})]
 
 
+def judged_weights(weights: list[str], fixed_step: list[str]) -> list[str]:
+    """The weights whose update ratios tell the learning rate: all but those whose step the
+    optimizer fixes, and none when that leaves only one layer. With the filters on Muon, the
+    one left is the head, whose speed a recipe sets on purpose (configs/cifar.yaml's first
+    step moves it by 40% of its size, and it trains well): one layer is no median."""
+    judged = [name for name in weights if name not in fixed_step]
+    return judged if not fixed_step or len(judged) >= 2 else []
+
+
 def _median_update_ratios(history: History, context: Context, count: int) -> list[float]:
     """The median update ratio over the weight layers at each of the last ``count`` logged
     steps (empty until ``count`` steps were logged)."""
     weights = context.weights or [n.removeprefix("update_ratio/")
                                   for n in history.names("update_ratio/") if n.endswith(".weight")]
-    weights = [name for name in weights if name not in context.fixed_step]
+    weights = judged_weights(weights, context.fixed_step)
     columns = [recent(history, f"update_ratio/{name}", count) for name in weights]
     columns = [c for c in columns if len(c) == count]
     if not columns:

@@ -78,9 +78,11 @@ MUON = ["--optimizer", "models.MuonSGD", "--optimizer.init_args.lr", "0.05",
         "--lr_scheduler.init_args.end_factor", "0.0", "--lr_scheduler.init_args.total_iters", "null"]
 
 
-def test_a_muon_fit_trains_and_the_doctor_judges_only_the_gradient_steps(
+def test_a_muon_fit_gets_no_learning_rate_verdict_from_its_filters_or_head_alone(
         tiny_cifar: Path, tmp_path: Path) -> None:
+    # a fast head (SGD lr 2): as in configs/cifar.yaml, it alone moves by over 10% a step
     run_dir = run("fit", "--config", str(CONFIGS / "cifar.yaml"), *FAST, *MUON,
+                  "--optimizer.init_args.lr", "2.0",
                   "--data.init_args.data_dir", str(tiny_cifar), "--data.init_args.batch_size", "4",
                   "--trainer.precision", "32-true", "--trainer.log_every_n_steps", "1",
                   root=tmp_path / "runs")
@@ -90,8 +92,9 @@ def test_a_muon_fit_trains_and_the_doctor_judges_only_the_gradient_steps(
     assert filters and set(preflight["context"]["fixed_step"]) == set(filters)
     # The filters move by about muon_lr (0.24) of their size each step, by design; 0.24 is far
     # above the gradient steps' healthy 1e-3, which the doctor used to call "lr too high".
-    ratios = [w["update_ratio"] for w in preflight["weights"] if w["name"] in filters]
-    assert min(ratios) > 0.05, ratios
+    ratios = {w["name"]: w["update_ratio"] for w in preflight["weights"]}
+    assert min(ratios[name] for name in filters) > 0.05, ratios
+    assert ratios["head.3.weight"] > 0.1, ratios  # one layer is no median: no lr verdict
     findings = json.loads((run_dir / "findings.json").read_text())
     assert not [f for f in findings if f["code"] == "lr_too_high"], findings
 
