@@ -173,7 +173,8 @@ class BaseModel(LightningModule):
 
     def on_train_start(self) -> None:
         """A resumed schedule must still fit the run (its state comes from the checkpoint)."""
-        check_restored_schedule(self.trainer, self.hparams.lr_scheduler_interval)
+        check_restored_schedule(self.trainer, self.hparams.lr_scheduler_interval,
+                                getattr(self, "lr_scheduler_choice", None))
 
     def configure_losses(self) -> None:
         """Choose the loss for the task."""

@@ -152,20 +152,29 @@ def with_trial_lengths(lr_scheduler: Any, optimizer: torch.optim.Optimizer,
     return spec
 
 
-def check_restored_schedule(trainer: Trainer, interval: Interval) -> None:
-    """Refuse to resume a ``OneCycleLR`` whose length (restored from a checkpoint) is not
-    this fit's: it would end inside its cycle, or fail when stepped past its end."""
+def check_restored_schedule(trainer: Trainer, interval: Interval, lr_scheduler: Any = None) -> None:
+    """Refuse to resume a schedule whose length, restored from a checkpoint, is not this
+    fit's where the fit sets it (``OneCycleLR`` always, the others when ``lr_scheduler``, the
+    config's choice, leaves the length out): a longer fit would end inside a ``OneCycleLR``'s
+    cycle or fail past its end, and hold another schedule's final rate (``LinearLR`` to 0:
+    no training at all) for the rest of the fit."""
+    spec = class_spec(lr_scheduler)
+    chosen = spec["init_args"] if spec else {}
     for config in trainer.lr_scheduler_configs:
         scheduler = config.scheduler
-        if isinstance(scheduler, OneCycleLR) and scheduler.last_epoch > 0:
-            needed = fit_length(trainer, interval)
-            if scheduler.total_steps != needed:
-                unit = "optimizer steps" if interval == "step" else "epochs"
-                raise UserError(
-                    f"The checkpoint's OneCycleLR schedule is {scheduler.total_steps} {unit} "
-                    f"long, but this fit takes {needed} {unit}. Resume with the settings the "
-                    f"run started with (its config.yaml), or start a new fit from the "
-                    f"checkpoint's weights without resuming its schedule.")
+        key = next((k for cls, k in LENGTH_ARGUMENT.items() if isinstance(scheduler, cls)), None)
+        if key is None or scheduler.last_epoch <= 0:
+            continue
+        if not isinstance(scheduler, OneCycleLR) and chosen.get(key) is not None:
+            continue  # a length the config set: checked against the fit when it was built
+        length, needed = getattr(scheduler, key), fit_length(trainer, interval)
+        if length != needed:
+            unit = "optimizer steps" if interval == "step" else "epochs"
+            raise UserError(
+                f"The checkpoint's {type(scheduler).__name__} schedule is {length} {unit} long, "
+                f"but this fit takes {needed} {unit}. Resume with the settings the run started "
+                f"with (its config.yaml), or start a new fit from the checkpoint's weights "
+                f"without resuming its schedule.")
 
 
 def _import(class_path: str) -> type:

@@ -45,12 +45,17 @@ DEFAULT_LOGGER = {"class_path": "lightning.pytorch.loggers.WandbLogger",
                   "init_args": {"project": "netscope", "log_model": True, "save_dir": "."}}
 
 
+#: The files of a run directory that a resumed fit rewrites as it starts.
+RESUME_REWRITES = ("config.yaml", "metrics.json", "csv/metrics.csv", "csv/hparams.yaml")
+
+
 class NetscopeCLI(LightningCLI):
     """``fit``/``validate``/``test``/``predict`` for any ``models`` x ``datamodules`` pair."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.run_dir: Path | None = None
         self.resume_step: int | None = None  # a resumed fit: its checkpoint's global step
+        self.before_resume: dict[Path, bytes] = {}  # what a resumed fit rewrites as it starts
         self.logger_notices: list[str] = []
         quiet_third_party_noise()
         try:
@@ -73,11 +78,23 @@ class NetscopeCLI(LightningCLI):
             )
         except BaseException as error:
             finish_runs(getattr(self, "trainer", None), failed=True)
-            self.record_failure(error)
-            print_last_line(self.run_dir, getattr(self, "subcommand", None))
+            if not self.undo_refused_resume():
+                self.record_failure(error)
+                print_last_line(self.run_dir, getattr(self, "subcommand", None))
             raise
         finish_runs(getattr(self, "trainer", None))  # the command (fit + its test) is over
         print_last_line(self.run_dir, self.subcommand)
+
+    def undo_refused_resume(self) -> bool:
+        """A resumed fit that failed before its first step (refused: a schedule that no
+        longer fits, a wrong override) puts back the files it rewrote as it started, so a
+        finished run keeps its config.yaml, "completed" metrics.json and history."""
+        trainer = getattr(self, "trainer", None)
+        if not self.before_resume or trainer is None or trainer.global_step > (self.resume_step or 0):
+            return False
+        for path, content in self.before_resume.items():
+            path.write_bytes(content)
+        return True
 
     def record_failure(self, error: BaseException) -> None:
         """Say in ``metrics.json`` why the command failed, unless the run already said how
@@ -163,6 +180,8 @@ class NetscopeCLI(LightningCLI):
             self.config_as_given.ckpt_path = None
             self.resume_step = checkpoint_step(config.ckpt_path)
             self.run_dir = join_run_dir(resumed)
+            self.before_resume = {path: path.read_bytes() for path in (
+                self.run_dir / name for name in RESUME_REWRITES) if path.is_file()}
         else:
             model_name = config.model.class_path.rsplit(".", 1)[-1].lower()
             data_name = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule").lower()

@@ -10,6 +10,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from netscope.main import main
 from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
 
 TOLERANCE = 1e-6
@@ -184,3 +185,24 @@ def test_console_is_quiet_and_true(tmp_path):
         assert noise not in output, noise
     assert output.count("W&B is offline") == 1
     assert done.stderr.strip().splitlines()[-1].startswith("netscope: fit completed; outputs in")
+
+
+def test_a_finished_run_resumed_longer_is_refused_and_left_as_it_was(tmp_path, tiny_cifar, capsys):
+    # configs/cifar.yaml's LinearLR decays to 0 over the fit: resumed for more epochs, it
+    # trained on silently at lr 0; the refusal itself used to mark the run "failed".
+    root = tmp_path / "runs"
+    run_dir = run("fit", "--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir",
+                  str(tiny_cifar), "--data.init_args.batch_size", "4", "--trainer.precision", "32",
+                  "--model.init_args.widths", "[8, 8, 8]", "--trainer.max_epochs", "1",
+                  "--trainer.logger", "false", "--trainer.enable_model_summary", "false",
+                  root=root)
+    files = ("config.yaml", "metrics.json", "csv/metrics.csv", "csv/hparams.yaml")
+    before = {name: (run_dir / name).read_bytes() for name in files}
+    assert metrics(run_dir)["status"] == "completed"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(run_dir / "config.yaml"), "--ckpt_path",
+              str(run_dir / "checkpoints" / "last.ckpt"), "--trainer.max_epochs", "2"])
+    err = capsys.readouterr().err
+    assert "checkpoint's LinearLR schedule is" in err and "fit completed" not in err, err
+    assert {name: (run_dir / name).read_bytes() for name in files} == before
