@@ -42,7 +42,7 @@ def test_the_filters_move_by_muon_lr_and_the_rest_exactly_as_under_sgd() -> None
     torch.manual_seed(0)
     net = _net()
     reference = copy.deepcopy(net)
-    settings = dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    settings = {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
     muon = MuonSGD(net.parameters(), muon_lr=0.05, **settings)
     sgd = torch.optim.SGD(reference.parameters(), **settings)
     assert [len(g["params"]) for g in muon.param_groups] == [5, 1]  # filters last, alone
