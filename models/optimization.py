@@ -116,21 +116,21 @@ def fill_lengths(scheduler_class: type, init_args: dict[str, Any],
     if issubclass(scheduler_class, OneCycleLR) and args.get("epochs") and args.get("steps_per_epoch"):
         return args  # the user spelled the length out the other way
     needed = fit_length(trainer, interval)
-    unit = "optimizer steps" if interval == "step" else "epochs"
     name = scheduler_class.__name__
     given = args.get(key)
     if given is None:
         args[key] = needed
     elif issubclass(scheduler_class, OneCycleLR) and given != needed:
         raise UserError(
-            f"The {name} schedule is {given} {unit} long, but this fit takes {needed} {unit}: "
+            f"The {name} schedule is {count(given, interval)} long, but this fit takes "
+            f"{count(needed, interval)}: "
             f"it would {'end inside its cycle' if given > needed else 'run past its end'}. "
             f"Leave lr_scheduler.init_args.{key} out (or null) and netscope sets it from the fit.")
     elif given > needed:
         raise UserError(
-            f"The {name} schedule is {given} {unit} long, but this fit takes only {needed} "
-            f"{unit}, so it would end inside the schedule. Set lr_scheduler.init_args.{key} "
-            f"null to span the whole fit, or to at most {needed}.")
+            f"The {name} schedule is {count(given, interval)} long, but this fit takes only "
+            f"{count(needed, interval)}, so it would end inside the schedule. Set "
+            f"lr_scheduler.init_args.{key} null to span the whole fit, or to at most {needed}.")
     return args
 
 
@@ -169,12 +169,17 @@ def check_restored_schedule(trainer: Trainer, interval: Interval, lr_scheduler: 
             continue  # a length the config set: checked against the fit when it was built
         length, needed = getattr(scheduler, key), fit_length(trainer, interval)
         if length != needed:
-            unit = "optimizer steps" if interval == "step" else "epochs"
             raise UserError(
-                f"The checkpoint's {type(scheduler).__name__} schedule is {length} {unit} long, "
-                f"but this fit takes {needed} {unit}. Resume with the settings the run started "
+                f"The checkpoint's {type(scheduler).__name__} schedule is "
+                f"{count(length, interval)} long, but this fit takes {count(needed, interval)}. Resume with the settings the run started "
                 f"with (its config.yaml), or start a new fit from the checkpoint's weights "
                 f"without resuming its schedule.")
+
+
+def count(length: int, interval: Interval) -> str:
+    """``1 epoch``, ``240 optimizer steps``: a length in the scheduler's unit."""
+    unit = "optimizer step" if interval == "step" else "epoch"
+    return f"{length} {unit}{'' if length == 1 else 's'}"
 
 
 def _import(class_path: str) -> type:
