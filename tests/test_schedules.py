@@ -22,21 +22,57 @@ def logged_lr(run_dir: Path) -> list[float]:
     return read_history(run_dir).series("lr")[1]
 
 
-@pytest.mark.parametrize("overrides", [
+#: airbench94's SGD schedule, as overrides.
+ONE_CYCLE = ["--optimizer", "torch.optim.SGD", "--optimizer.init_args.momentum", "0.85",
+             "--lr_scheduler", "torch.optim.lr_scheduler.OneCycleLR",
+             "--lr_scheduler.init_args.max_lr", "0.75", "--lr_scheduler.init_args.pct_start", "0.23",
+             "--lr_scheduler.init_args.anneal_strategy", "linear",
+             "--lr_scheduler.init_args.div_factor", "5.0",
+             "--lr_scheduler.init_args.final_div_factor", "2.857",
+             "--lr_scheduler.init_args.cycle_momentum", "false"]
+
+LENGTHS = pytest.mark.parametrize("overrides", [
     ["--trainer.max_epochs", "2", "--data.init_args.batch_size", "2"],  # 28 steps
     ["--trainer.max_epochs", "6", "--data.init_args.batch_size", "1024"],  # 6 steps
 ], ids=["max_epochs=2", "batch_size=1024"])
-def test_cifar_one_cycle_starts_peaks_and_ends_where_the_full_schedule_does(
+
+
+def _cifar(data: Path, root: Path, *overrides: str) -> Path:
+    return run("fit", "--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir",
+               str(data), *QUIET, "--trainer.limit_val_batches", "0",
+               "--model.init_args.widths", "[8, 16, 16]", *overrides, root=root)
+
+
+@LENGTHS
+def test_one_cycle_starts_peaks_and_ends_where_the_full_schedule_does(
         tiny_cifar: Path, tmp_path: Path, overrides: list[str]) -> None:
-    run_dir = run("fit", "--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir",
-                  str(tiny_cifar), *QUIET, "--trainer.limit_val_batches", "0",
-                  "--model.init_args.widths", "[8, 16, 16]", *overrides, root=tmp_path / "runs")
-    lr = logged_lr(run_dir)
-    max_lr, div, final_div = 0.75, 5.0, 2.857  # configs/cifar.yaml
+    lr = logged_lr(_cifar(tiny_cifar, tmp_path / "runs", *ONE_CYCLE, *overrides))
+    max_lr, div, final_div = 0.75, 5.0, 2.857
     assert lr[0] == pytest.approx(max_lr / div)  # the first step, whatever the length
     assert lr[-1] == pytest.approx(max_lr / div / final_div)  # the last step: the end
     assert max(lr) == pytest.approx(max_lr, rel=0.35)  # the peak is inside the fit
     assert len(lr) >= 3
+
+
+#: A LinearLR to 0 over the fit, on both parts of MuonSGD (as the Muon CIFAR recipe).
+MUON_LINEAR = ["--optimizer", "models.MuonSGD", "--optimizer.init_args.lr", "1.656",
+               "--optimizer.init_args.momentum", "0.85", "--optimizer.init_args.nesterov", "true",
+               "--optimizer.init_args.muon_lr", "0.24",
+               "--lr_scheduler", "torch.optim.lr_scheduler.LinearLR",
+               "--lr_scheduler.init_args.start_factor", "1.0",
+               "--lr_scheduler.init_args.end_factor", "0.0",
+               "--lr_scheduler.init_args.total_iters", "null"]
+
+
+@LENGTHS
+def test_a_linear_decay_takes_both_parts_of_muon_sgd_to_zero_with_the_fit(
+        tiny_cifar: Path, tmp_path: Path, overrides: list[str]) -> None:
+    history = read_history(_cifar(tiny_cifar, tmp_path / "runs", *MUON_LINEAR, *overrides))
+    for group, start in (("lr/pg1", 1.656), ("lr/pg2", 0.24)):  # SGD's part, Muon's
+        _, lr = history.series(group)
+        assert len(lr) >= 3 and lr[0] == pytest.approx(start)
+        # LinearLR to 0 over the fit's n steps: step i runs at (1 - i/n), the last at 1/n
+        assert lr[-1] == pytest.approx(start / len(lr))
 
 
 @pytest.mark.parametrize("epochs", [2, 4])
