@@ -49,7 +49,9 @@ class MuonSGD(torch.optim.SGD):
     The filters form the last parameter group (``orthogonalize: True``), with their own
     ``muon_lr`` and ``muon_momentum`` and no weight decay (they are rescaled to a fixed norm
     before each step instead); every other group is plain ``torch.optim.SGD`` with ``lr``,
-    ``momentum``, ``nesterov`` and ``weight_decay``.
+    ``momentum``, ``nesterov`` and ``weight_decay``. A scheduler that sets rates (a
+    ``OneCycleLR`` with one ``max_lr``) gives both parts the same: leave ``max_lr`` out to
+    keep each part's own rate, or give one per group (``[lr, muon_lr]``).
     """
 
     def __init__(
