@@ -130,4 +130,3 @@ class MuonSGD(torch.optim.SGD):
                 p.mul_(math.sqrt(p.size(0)) / p.norm().clamp_min(1e-12))
             update = orthogonalize(direction.flatten(1), group["ns_steps"]).view_as(p)
             p.add_(update, alpha=-group["lr"])
-

@@ -47,6 +47,11 @@ LENGTH_ARGUMENT: dict[type, str] = {
 }
 
 
+def length_argument(scheduler_class: type) -> str | None:
+    """The init argument that holds this scheduler's length, if netscope derives it."""
+    return next((k for cls, k in LENGTH_ARGUMENT.items() if issubclass(scheduler_class, cls)), None)
+
+
 def class_spec(spec: Any) -> dict[str, Any] | None:
     """``{"class_path": ..., "init_args": {...}}`` from a parsed config value (or ``None``)."""
     if spec is None or spec is False or spec == "null":
@@ -110,7 +115,7 @@ def fill_lengths(scheduler_class: type, init_args: dict[str, Any],
     args = dict(init_args)
     if issubclass(scheduler_class, OneCycleLR) and args.get("max_lr") is None:
         args["max_lr"] = [group["lr"] for group in optimizer.param_groups]
-    key = next((k for cls, k in LENGTH_ARGUMENT.items() if issubclass(scheduler_class, cls)), None)
+    key = length_argument(scheduler_class)
     if key is None:
         return args
     if issubclass(scheduler_class, OneCycleLR) and args.get("epochs") and args.get("steps_per_epoch"):
@@ -145,7 +150,7 @@ def with_trial_lengths(lr_scheduler: Any, optimizer: torch.optim.Optimizer,
     args = spec["init_args"]
     if issubclass(scheduler_class, OneCycleLR) and args.get("max_lr") is None:
         args["max_lr"] = [group["lr"] for group in optimizer.param_groups]
-    key = next((k for cls, k in LENGTH_ARGUMENT.items() if issubclass(scheduler_class, cls)), None)
+    key = length_argument(scheduler_class)
     if key is not None and args.get(key) is None and not (
             issubclass(scheduler_class, OneCycleLR) and args.get("epochs")):
         args[key] = stand_in
@@ -162,7 +167,7 @@ def check_restored_schedule(trainer: Trainer, interval: Interval, lr_scheduler: 
     chosen = spec["init_args"] if spec else {}
     for config in trainer.lr_scheduler_configs:
         scheduler = config.scheduler
-        key = next((k for cls, k in LENGTH_ARGUMENT.items() if isinstance(scheduler, cls)), None)
+        key = length_argument(type(scheduler))
         if key is None or scheduler.last_epoch <= 0:
             continue
         if not isinstance(scheduler, OneCycleLR) and chosen.get(key) is not None:
