@@ -77,6 +77,10 @@ class MuonSGD(torch.optim.SGD):
             normalize_filters: rescale each filter bank to norm ``sqrt(out_channels)``
                 before its step.
         """
+        # Checked as torch.optim checks lr and momentum: the CLI reports the refused value.
+        if muon_lr < 0 or muon_momentum < 0 or ns_steps < 1:
+            raise ValueError(f"Invalid Muon setting: muon_lr {muon_lr} and muon_momentum "
+                             f"{muon_momentum} must be >= 0, ns_steps {ns_steps} >= 1")
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]

@@ -11,10 +11,10 @@ from torch import nn
 
 from models.muon import MuonSGD, orthogonalize
 from tests.helpers import CONFIGS, FAST, run
+from tests.test_bad_input import fails
 
 #: The Muon CIFAR-10 recipe measured in docs/performance.md.
 RECIPE = CONFIGS.parent / "benchmarks" / "cifar_muon.yaml"
-from tests.test_bad_input import fails
 
 
 def test_orthogonalize_brings_every_singular_value_near_one() -> None:
@@ -37,7 +37,8 @@ def _net() -> nn.Module:
 def _step(net: nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
     torch.manual_seed(seed)
     optimizer.zero_grad()
-    nn.functional.cross_entropy(net(torch.randn(16, 3, 8, 8)), torch.randint(0, 4, (16,))).backward()
+    outputs, targets = net(torch.randn(16, 3, 8, 8)), torch.randint(0, 4, (16,))
+    nn.functional.cross_entropy(outputs, targets).backward()
     optimizer.step()
 
 
@@ -78,7 +79,8 @@ def test_its_state_survives_a_checkpoint() -> None:
 MUON = ["--optimizer", "models.MuonSGD", "--optimizer.init_args.lr", "0.05",
         "--optimizer.init_args.momentum", "0.85", "--optimizer.init_args.nesterov", "true",
         "--lr_scheduler", "torch.optim.lr_scheduler.LinearLR",
-        "--lr_scheduler.init_args.end_factor", "0.0", "--lr_scheduler.init_args.total_iters", "null"]
+        "--lr_scheduler.init_args.end_factor", "0.0",
+        "--lr_scheduler.init_args.total_iters", "null"]
 
 
 def test_a_muon_fit_gets_no_learning_rate_verdict_from_its_filters_or_head_alone(
@@ -106,3 +108,11 @@ def test_muon_on_a_model_without_filters_is_a_clear_error(tmp_path: Path,
     line, _ = fails(["fit", "--config", str(CONFIGS / "xor.yaml"), *FAST, *MUON],
                     tmp_path / "runs", capsys)
     assert "MuonSGD orthogonalizes convolution filters" in line, line
+
+
+def test_a_negative_muon_lr_is_a_clear_error(tiny_cifar: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    line, _ = fails(["fit", "--config", str(RECIPE), *FAST, "--data.init_args.data_dir",
+                     str(tiny_cifar), "--optimizer.init_args.muon_lr", "-0.24"],
+                    tmp_path / "runs", capsys)
+    assert "MuonSGD" in line and "muon_lr -0.24" in line, line
