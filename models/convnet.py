@@ -8,6 +8,7 @@ from torch.nn.utils import parametrize
 
 from core.errors import UserError
 from models.base import BaseModel
+from models.initialization import stored_parameter
 
 
 class ConvNet(BaseModel):
@@ -38,6 +39,7 @@ class ConvNet(BaseModel):
         head_scale: float = 1.0,
         head_bias: bool = True,
         bn_bias_lr_scale: float = 1.0,
+        stem_bias_lr_scale: float = 1.0,
         **kwargs,
     ) -> None:
         """Args:
@@ -73,6 +75,8 @@ class ConvNet(BaseModel):
                 64). Done by reparametrization (``torch.nn.utils.parametrize``: the stored
                 parameter is ``bias / sqrt(scale)``), so it works with any optimizer from the
                 command line; for Adam-type optimizers the speed-up is ``sqrt(scale)``.
+            stem_bias_lr_scale: the same for the stem's bias (``stem_norm: false``);
+                airbench94_muon trains its whitening bias as fast as the BatchNorm shifts.
             *args, **kwargs: see :class:`models.base.BaseModel`.
         """
         if depth < 1:
@@ -80,6 +84,10 @@ class ConvNet(BaseModel):
         if stem_bias_epochs is not None and ((stem_norm and batch_norm) or stem_bias_epochs < 0):
             raise UserError("stem_bias_epochs needs stem_norm: false (a stem with a bias) and "
                             "a count >= 0")
+        if stem_bias_lr_scale != 1.0 and stem_norm and batch_norm:
+            raise UserError("stem_bias_lr_scale needs stem_norm: false (a stem with a bias)")
+        if bn_bias_lr_scale <= 0 or stem_bias_lr_scale <= 0:
+            raise UserError("bn_bias_lr_scale and stem_bias_lr_scale must be positive")
         self.widths = list(widths)
         self.depth = depth
         self.stem_width = stem_width
@@ -96,14 +104,13 @@ class ConvNet(BaseModel):
         self.head_scale = head_scale
         self.head_bias = head_bias
         self.bn_bias_lr_scale = bn_bias_lr_scale
+        self.stem_bias_lr_scale = stem_bias_lr_scale
         super().__init__(*args, **kwargs)
 
     def _norm(self, channels: int) -> nn.BatchNorm2d:
         norm = nn.BatchNorm2d(channels, eps=self.bn_eps, momentum=self.bn_momentum)
         norm.weight.requires_grad_(self.bn_weight)
-        if self.bn_bias_lr_scale != 1.0:
-            factor = math.sqrt(self.bn_bias_lr_scale)
-            parametrize.register_parametrization(norm, "bias", _Scaled(factor))
+        _scale_bias_lr(norm, self.bn_bias_lr_scale)
         return norm
 
     def _conv_bn_act(self, cin: int, cout: int, pool: bool = False) -> list[nn.Module]:
@@ -121,6 +128,8 @@ class ConvNet(BaseModel):
         conv = nn.Conv2d(in_channels, self.stem_width, size, padding=size // 2 if size % 2 else 0,
                          bias=not norm)
         conv.weight.requires_grad_(not self.freeze_stem)
+        if not norm:
+            _scale_bias_lr(conv, self.stem_bias_lr_scale)
         return nn.Sequential(conv, *([self._norm(self.stem_width)] if norm else []),
                              self.make_activation())
 
@@ -155,7 +164,7 @@ class ConvNet(BaseModel):
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         if self.stem_bias_epochs is not None:
-            bias = self.features[0][0].bias
+            bias = stored_parameter(self.features[0][0], "bias")
             bias.requires_grad_(self.current_epoch < self.stem_bias_epochs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,6 +172,12 @@ class ConvNet(BaseModel):
             x = x.unsqueeze(1)
         logits = self.head(self.features(x))
         return logits * self.head_scale if self.head_scale != 1.0 else logits
+
+
+def _scale_bias_lr(layer: nn.Module, scale: float) -> None:
+    """Make ``layer``'s bias learn ``scale`` times faster under SGD (see ``_Scaled``)."""
+    if scale != 1.0:
+        parametrize.register_parametrization(layer, "bias", _Scaled(math.sqrt(scale)))
 
 
 class _Scaled(nn.Module):

@@ -10,6 +10,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from models.activations import ActivationName, gain_nonlinearity
 
@@ -72,8 +73,7 @@ def apply_init(
     with torch.no_grad():
         for layer in layers:
             _init_weight(layer.weight, init, gain, scale)
-            if layer.bias is not None:
-                layer.bias.zero_()
+            _zero_bias(layer)
     return len(layers)
 
 
@@ -160,5 +160,19 @@ def whitening_init(module: nn.Module, inputs: torch.Tensor, eps: float = WHITENI
     weight = torch.cat([top, -top]).reshape(layer.weight.shape)
     with torch.no_grad():
         layer.weight.copy_(weight.to(layer.weight.dtype))
-        if layer.bias is not None:
-            layer.bias.zero_()
+        _zero_bias(layer)
+
+
+def stored_parameter(module: nn.Module, name: str) -> torch.Tensor | None:
+    """The tensor the optimizer steps for ``module.<name>``: the stored original when the
+    attribute is reparametrized (``module.<name>`` is then computed, and writing into it
+    changes nothing), else the attribute itself."""
+    if parametrize.is_parametrized(module, name):
+        return getattr(module.parametrizations, name).original
+    return getattr(module, name)
+
+
+def _zero_bias(layer: nn.Module) -> None:
+    bias = stored_parameter(layer, "bias")
+    if bias is not None:
+        bias.zero_()
