@@ -11,7 +11,7 @@ from lightning.pytorch import Callback
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
 from models import ConvNet
-from models.initialization import whitening_init
+from models.initialization import stored_parameter, whitening_init
 from models.tta import tta_outputs
 from netscope.cli import NetscopeCLI
 from tests.helpers import CONFIGS, metrics, run
@@ -106,17 +106,22 @@ def test_whitening_init_sets_the_first_conv_from_data() -> None:
     assert torch.equal(stem.weight[12:], -stem.weight[:12])
 
 
-def test_bn_bias_lr_scale_speeds_up_the_shifts_under_sgd() -> None:
+@pytest.mark.parametrize("layer", ["bn", "stem"])
+def test_bias_lr_scales_speed_up_their_biases_under_sgd(layer: str) -> None:
     moved = []
     for scale in (1.0, 16.0):
         torch.manual_seed(0)
-        model = ConvNet(num_classes=10, input_shape=(3, 32, 32), widths=[8], bn_bias_lr_scale=scale)
-        before = model.features[1][2].bias.detach().clone()
+        option = "bn_bias_lr_scale" if layer == "bn" else "stem_bias_lr_scale"
+        model = ConvNet(**CIFAR_NET, **{option: scale})
+        whitening_init(model, torch.randn(64, 3, 32, 32))
+        biased = model.features[1][2] if layer == "bn" else model.features[0][0]
+        before = biased.bias.detach().clone()
+        assert layer == "bn" or not before.any()  # zeroed by the init, through the scaling
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         torch.manual_seed(1)
         F.cross_entropy(model(torch.randn(8, 3, 32, 32)), torch.arange(8)).backward()
         optimizer.step()
-        moved.append(model.features[1][2].bias.detach() - before)
+        moved.append(biased.bias.detach() - before)
     assert moved[0].abs().sum() > 0
     assert torch.allclose(moved[1], 16 * moved[0], rtol=1e-4, atol=1e-7)
 
@@ -186,14 +191,18 @@ class _StemBiasGradients(Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if trainer.current_epoch == len(self.had_gradient):
-            self.had_gradient.append(pl_module.features[0][0].bias.grad is not None)
+            bias = stored_parameter(pl_module.features[0][0], "bias")
+            self.had_gradient.append(bias.grad is not None)
 
 
+@pytest.mark.parametrize("lr_scale", ["1.0", "64.0"])
 def test_stem_bias_trains_for_its_epochs_then_freezes(tiny_cifar: Path, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+                                                      capsys: pytest.CaptureFixture,
+                                                      lr_scale: str) -> None:
     cli = _cifar_cli(tiny_cifar, "--trainer.default_root_dir", str(tmp_path / "runs"),
                      "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2",
-                     "--trainer.limit_val_batches", "1", "--model.init_args.stem_bias_epochs", "2")
+                     "--trainer.limit_val_batches", "1", "--model.init_args.stem_bias_epochs", "2",
+                     "--model.init_args.stem_bias_lr_scale", lr_scale)
     recorder = _StemBiasGradients()
     cli.trainer.callbacks.append(recorder)  # beside the config's diagnostics, which must cope
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -202,3 +211,8 @@ def test_stem_bias_trains_for_its_epochs_then_freezes(tiny_cifar: Path, tmp_path
         run("fit", *_cifar(tiny_cifar), "--model.init_args.stem_norm", "true",
             "--model.init_args.stem_bias_epochs", "2", root=tmp_path / "runs")
     assert "stem_bias_epochs needs stem_norm: false" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run("fit", *_cifar(tiny_cifar), "--model.init_args.stem_norm", "true",
+            "--model.init_args.stem_bias_epochs", "null",
+            "--model.init_args.stem_bias_lr_scale", "64", root=tmp_path / "runs")
+    assert "stem_bias_lr_scale needs stem_norm: false" in capsys.readouterr().err
