@@ -40,11 +40,13 @@ class Preflight:
     weights: list[dict[str, Any]] = field(default_factory=list)  # weight parameters, in order
     findings: list[Finding] = field(default_factory=list)
     optimizer: str | None = None  # the class of the optimizer that made the one step
+    proportional_step: bool = False  # its step is lr x gradient (see PROPORTIONAL)
 
     def to_dict(self) -> dict[str, Any]:
         return {"context": self.context.to_dict(), "loss": self.loss,
                 "chance_loss": self.context.chance_loss, "layers": self.layers,
                 "weights": self.weights, "optimizer": self.optimizer,
+                "proportional_step": self.proportional_step,
                 "findings": [f.to_dict() for f in self.findings]}
 
 
@@ -110,8 +112,9 @@ def copy_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module,
 
 
 #: Optimizers whose step is proportional to the gradient, so that one step's size tells the
-#: learning rate's (the first step of an adaptive optimizer is about lr per weight).
-PROPORTIONAL: frozenset[str] = frozenset({"SGD", "ASGD", "MuonSGD"})  # MuonSGD: its SGD part
+#: learning rate's (the first step of an adaptive optimizer is about lr per weight). Their
+#: subclasses too, e.g. models.MuonSGD, whose judged weights are its SGD part.
+PROPORTIONAL: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.SGD, torch.optim.ASGD)
 
 
 def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, batch: Any,
@@ -168,6 +171,7 @@ def run_preflight(module: nn.Module, optimizer: torch.optim.Optimizer | None, ba
             })
         report.weights = one_step(module, clone, optimizer, report.context.weights)
         report.optimizer = type(optimizer).__name__ if optimizer is not None else None
+        report.proportional_step = isinstance(optimizer, PROPORTIONAL)
     report.findings += judge(report, thresholds)
     return report
 
@@ -258,7 +262,7 @@ def judge(report: Preflight, t: Thresholds) -> list[Finding]:
         median = statistics.median(ratios)
         evidence = {"median_update_ratio": median, "healthy": t.update_ratio,
                     "update_ratio": {w["name"]: w["update_ratio"] for w in report.weights}}
-        adaptive = report.optimizer not in PROPORTIONAL
+        adaptive = not report.proportional_step
         if adaptive and t.update_ratio * t.update_factor < median <= t.adaptive_first_step:
             # Adam, RMSprop, Adagrad, ... divide by the gradient's own size: their first step
             # moves every weight by about lr (RMSprop 10 lr), whatever the gradient, and later

@@ -242,7 +242,8 @@ def test_an_adaptive_optimizers_large_first_step_is_info_and_a_graver_sighting_r
     weights = [{"name": w, "update_ratio": 0.2} for w in CONTEXT.weights]
     rmsprop = judge(Preflight(CONTEXT, weights=weights, optimizer="RMSprop"), Thresholds())
     assert [(f.code, f.severity) for f in rmsprop] == [("lr_too_high", "info")]
-    sgd = judge(Preflight(CONTEXT, weights=weights, optimizer="SGD"), Thresholds())
+    sgd = judge(Preflight(CONTEXT, weights=weights, optimizer="SGD", proportional_step=True),
+                Thresholds())
     assert [(f.code, f.severity) for f in sgd] == [("lr_too_high", "warning")]
     adam_lr_1 = [{"name": w, "update_ratio": 19.0} for w in CONTEXT.weights]  # the zoo's Adam lr 1
     assert judge(Preflight(CONTEXT, weights=adam_lr_1, optimizer="Adam"), Thresholds())[0].severity == "warning"
@@ -251,3 +252,24 @@ def test_an_adaptive_optimizers_large_first_step_is_info_and_a_graver_sighting_r
     (merged,) = merge(rmsprop, [later])
     assert merged.severity == "warning" and merged.step == 19
     assert merge([later], rmsprop) == [later]  # never the other way round
+
+
+def test_an_sgd_subclass_is_judged_as_sgd_not_as_an_adaptive_optimizer():
+    """Before, the pre-flight told SGD-like optimizers apart by class name, so a user's own
+    subclass of SGD got the adaptive optimizers' lenient 'info' for a far too large step."""
+    from doctor.preflight import run_preflight
+
+    class MySGD(torch.optim.SGD):
+        pass
+
+    from models import MLP
+
+    torch.manual_seed(0)
+    model = MLP(num_classes=4, input_shape=(8,), hidden_sizes=[16])
+    batch = (torch.randn(32, 8), torch.randint(0, 4, (32,)))
+    # lr 2: the first step is 17-45% of the weights, far too large for SGD (over 10%), yet
+    # below what would be too large for an adaptive optimizer's first step (100%).
+    report = run_preflight(model, MySGD(model.parameters(), lr=2.0), batch, Thresholds())
+    assert report.proportional_step and report.to_dict()["proportional_step"]
+    assert [(f.code, f.severity) for f in report.findings if f.code == "lr_too_high"] == [
+        ("lr_too_high", "warning")]
