@@ -86,8 +86,11 @@ class ConvNet(BaseModel):
                             "a count >= 0")
         if stem_bias_lr_scale != 1.0 and stem_norm and batch_norm:
             raise UserError("stem_bias_lr_scale needs stem_norm: false (a stem with a bias)")
-        if bn_bias_lr_scale <= 0 or stem_bias_lr_scale <= 0:
-            raise UserError("bn_bias_lr_scale and stem_bias_lr_scale must be positive")
+        for name, scale in (("bn_bias_lr_scale", bn_bias_lr_scale),
+                            ("stem_bias_lr_scale", stem_bias_lr_scale)):
+            if scale <= 0:
+                raise UserError(f"{name} must be positive (got {scale}): it multiplies a "
+                                f"learning rate")
         self.widths = list(widths)
         self.depth = depth
         self.stem_width = stem_width

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
 
+from core.errors import UserError
 from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
 from datamodules.loader import TensorLoader
 from models import ConvNet
@@ -124,6 +125,8 @@ def test_bias_lr_scales_speed_up_their_biases_under_sgd(layer: str) -> None:
         moved.append(biased.bias.detach() - before)
     assert moved[0].abs().sum() > 0
     assert torch.allclose(moved[1], 16 * moved[0], rtol=1e-4, atol=1e-7)
+    with pytest.raises(UserError, match=f"{option} must be positive"):
+        ConvNet(**CIFAR_NET, **{option: -1.0})
 
 
 def test_tta_keeps_the_output_shape_and_averages_mirrored_views() -> None:
