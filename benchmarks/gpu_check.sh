@@ -26,9 +26,10 @@ if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
 else
     mode=cpu
     # fp32: a CPU without AVX512-BF16 emulates the config's bf16-mixed, about 20x slower
-    # diagnostics every 4 steps, 12x the config's rate, so the short window holds two of them
-    overhead=(--accelerator cpu --precision 32-true --threads 1 --steps 12 --warmup 4
-              --log_every_n_steps 4 --repeats 1)
+    # diagnostics every 2 steps (of the config's 1980 images), 5x its rate, so the short
+    # window holds two of them
+    overhead=(--accelerator cpu --precision 32-true --threads 2 --steps 6 --warmup 2
+              --log_every_n_steps 2 --repeats 1)
     tta=(--trainer.accelerator cpu --trainer.precision 32-true --trainer.max_epochs 1
          --trainer.limit_train_batches 4 --trainer.limit_val_batches 1 --trainer.limit_test_batches 1)
 fi

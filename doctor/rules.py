@@ -177,7 +177,7 @@ def exploding_gradients(history: History, context: Context, t: Thresholds,
 def judged_weights(weights: list[str], fixed_step: list[str]) -> list[str]:
     """The weights whose update ratios tell the learning rate: all but those whose step the
     optimizer fixes, and none when that leaves only one layer. With the filters on Muon, the
-    one left is the head, whose speed a recipe sets on purpose (benchmarks/cifar_muon.yaml's
+    one left is the head, whose speed a recipe sets on purpose (configs/cifar.yaml's
     first step moves it by 40% of its size, and it trains well): one layer is no median."""
     judged = [name for name in weights if name not in fixed_step]
     return judged if not fixed_step or len(judged) >= 2 else []

@@ -92,7 +92,8 @@ class MuonSGD(torch.optim.SGD):
             filters += [p for p in tensors if p.ndim >= 3]
         if not any(p.requires_grad for p in filters):
             raise UserError("MuonSGD orthogonalizes convolution filters, and this model has no "
-                            "trainable ones; choose another optimizer (e.g. torch.optim.SGD).")
+                            "trainable ones; choose another optimizer, e.g. --optimizer "
+                            "torch.optim.SGD --optimizer.init_args.lr 0.05")
         muon_group = {"params": filters, "lr": muon_lr, "momentum": muon_momentum,
                       "nesterov": True, "weight_decay": 0.0, "orthogonalize": True,
                       "ns_steps": ns_steps, "normalize_filters": normalize_filters}

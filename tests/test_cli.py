@@ -93,10 +93,19 @@ def test_classes_can_be_swapped_on_the_command_line(tmp_path, swap):
     assert metrics(run_dir)["status"] == "completed"
 
 
-def test_mlp_on_cifar_class_folders(tmp_path, tiny_cifar):
-    run_dir = run("fit", "--config", str(CONFIGS / "cifar.yaml"), "--model", "models.MLP",
-                  "--data.init_args.data_dir", str(tiny_cifar), "--data.init_args.batch_size", "8",
-                  "--trainer.precision", "32", *FAST, *QUIET, root=tmp_path / "runs")
+def test_mlp_on_cifar_class_folders(tmp_path, tiny_cifar, capsys):
+    mlp = ["--config", str(CONFIGS / "cifar.yaml"), "--model", "models.MLP",
+           "--data.init_args.data_dir", str(tiny_cifar), "--data.init_args.batch_size", "8",
+           "--trainer.precision", "32", *FAST, *QUIET]
+    # The config's optimizer, MuonSGD, needs convolution filters: an MLP gets told so, and how
+    # to choose another, in one line.
+    with pytest.raises(SystemExit):
+        run("fit", *mlp, root=tmp_path / "runs")
+    err = capsys.readouterr().err
+    assert "MuonSGD orthogonalizes convolution filters" in err and "--optimizer" in err
+    assert "Traceback" not in err
+    run_dir = run("fit", *mlp, "--optimizer", "torch.optim.SGD", "--optimizer.init_args.lr", "0.05",
+                  root=tmp_path / "runs")
     assert metrics(run_dir)["status"] == "completed"
 
 
