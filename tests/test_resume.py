@@ -127,9 +127,15 @@ def test_interrupted_fit_resumes(tmp_path, signal_name):
             if summary and summary["epoch"] >= 3:
                 break
         time.sleep(0.2)
-    assert summary and summary["status"] == "running", summary  # running while it trains
+    if not (summary and summary["status"] == "running"):  # running while it trains
+        process.kill()
+        pytest.fail(f"the run did not reach epoch 3 while running: {summary}")
     process.send_signal(getattr(signal, signal_name))
-    _, err = process.communicate(timeout=120)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:  # a run that ignored the signal must not train on for 100000 epochs
+        if process.poll() is None:
+            process.kill()
     run_dir = found[0].parent
     summary = metrics(run_dir)
     if signal_name == "SIGINT":
