@@ -12,6 +12,9 @@ from core.errors import UserError
 from netscope.cli import NetscopeCLI
 from tests.helpers import CONFIGS, run
 
+#: airbench94's SGD recipe, the CIFAR-10 config with a Lookahead.
+SGD_RECIPE = CONFIGS.parent / "benchmarks" / "cifar_sgd.yaml"
+
 
 def test_update_pulls_the_slow_copy_toward_the_weights_and_sets_the_weights_to_it() -> None:
     module = nn.BatchNorm1d(3)
@@ -39,7 +42,7 @@ def test_the_pull_grows_from_zero_to_max_decay() -> None:
 
 
 def _cli(data: Path, root: Path, *args: str) -> NetscopeCLI:
-    return NetscopeCLI(["--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir",
+    return NetscopeCLI(["--config", str(SGD_RECIPE), "--data.init_args.data_dir",
                         str(data), "--data.init_args.batch_size", "4", "--trainer.logger", "false",
                         "--trainer.enable_model_summary", "false",
                         "--trainer.default_root_dir", str(root),
@@ -82,7 +85,7 @@ def test_training_ends_on_the_slow_weights_and_a_resumed_fit_goes_on(tiny_cifar:
 def test_a_fit_of_unknown_length_is_a_clear_error(tiny_cifar: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
-        run("fit", "--config", str(CONFIGS / "cifar.yaml"), "--data.init_args.data_dir",
+        run("fit", "--config", str(SGD_RECIPE), "--data.init_args.data_dir",
             str(tiny_cifar), "--data.init_args.batch_size", "4", "--trainer.logger", "false",
             "--trainer.max_epochs", "-1", "--trainer.max_time", "00:00:01:00",
             "--lr_scheduler", "null",  # past the schedule's own check
