@@ -81,10 +81,11 @@ class ConvNet(BaseModel):
         """
         if depth < 1:
             raise UserError("depth must be at least 1")
-        if stem_bias_epochs is not None and ((stem_norm and batch_norm) or stem_bias_epochs < 0):
+        stem_has_bias = not (stem_norm and batch_norm)
+        if stem_bias_epochs is not None and (not stem_has_bias or stem_bias_epochs < 0):
             raise UserError("stem_bias_epochs needs stem_norm: false (a stem with a bias) and "
                             "a count >= 0")
-        if stem_bias_lr_scale != 1.0 and stem_norm and batch_norm:
+        if stem_bias_lr_scale != 1.0 and not stem_has_bias:
             raise UserError("stem_bias_lr_scale needs stem_norm: false (a stem with a bias)")
         for name, scale in (("bn_bias_lr_scale", bn_bias_lr_scale),
                             ("stem_bias_lr_scale", stem_bias_lr_scale)):
