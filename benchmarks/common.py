@@ -17,8 +17,8 @@ import torch
 import wandb
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from datamodules.augment import random_flip, random_translate
-from models.optimization import build_optimizers
+from netscope.datamodules.augment import random_flip, random_translate
+from netscope.optim.schedules import build_optimizers
 from netscope.cli import NetscopeCLI
 
 ROOT = Path(__file__).resolve().parents[1]

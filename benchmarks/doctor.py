@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from benchmarks.zoo import CONFIGS, SHARED_DATA, ZOO, Case, arguments, mnist
-from callbacks.doctor import Doctor
+from netscope.callbacks.doctor import Doctor
 from netscope.cli import DEFAULTS_FILE, NetscopeCLI
 from netscope.main import main
 
@@ -103,7 +103,7 @@ def overhead(root: Path, steps: int, repeats: int) -> dict:
     config = yaml.safe_load((CONFIGS / "mnist.yaml").read_text())
     listed = config["trainer"].get("callbacks") or \
         yaml.safe_load(DEFAULTS_FILE.read_text())["trainer"]["callbacks"]  # every command's
-    without = [c for c in listed if c["class_path"] != "callbacks.Doctor"]
+    without = [c for c in listed if c["class_path"] != "netscope.callbacks.Doctor"]
     configs = {}
     for label, callbacks in (("without", without),
                              ("with", [*without, {"class_path": "benchmarks.doctor.TimedDoctor"}])):

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
 
-from core.history import History, read_history  # noqa: E402
+from netscope.core.history import History, read_history  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "cifar.yaml"

@@ -101,7 +101,7 @@ HEALTHY: tuple[Case, ...] = (
     Case("xor", ("--config", str(CONFIGS / "xor.yaml"), "--test_after_fit", "false",
                  "--trainer.max_epochs", "8"), data=None),
     Case("mnist", mnist(steps=300), quick=False),
-    Case("mnist_convnet", mnist("--model", "models.ConvNet", steps=100)),
+    Case("mnist_convnet", mnist("--model", "netscope.models.ConvNet", steps=100)),
     Case("mnist_adam", mnist("--optimizer", "torch.optim.Adam", "--optimizer.lr", "0.001")),
     Case("fashion_mnist", ("--config", str(CONFIGS / "fashion_mnist.yaml"),
                            "--data.init_args.data_dir", "{data}/fashion-mnist", *SHORT,

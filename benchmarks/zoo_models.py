@@ -6,7 +6,7 @@ config cannot express (a head scaled up, hidden biases pushed negative).
 
 import torch
 
-from models.mlp import MLP
+from netscope.models.mlp import MLP
 
 
 class ScaledHeadMLP(MLP):

@@ -4,21 +4,21 @@ Every diagnostic is one callback with one job, configured by its constructor, so
 lists them under ``trainer.callbacks`` (``class_path: callbacks.GradientNorms``).
 """
 
-from callbacks.activations import ActivationStatistics
-from callbacks.checkpoint import FiniteModelCheckpoint
-from callbacks.console import EpochLinePrinter
-from callbacks.divergence import DivergenceGuard
-from callbacks.doctor import Doctor
-from callbacks.evaluation_report import EvaluationReport
-from callbacks.figures import TrainingFigures
-from callbacks.gradient_norms import GradientNorms
-from callbacks.histograms import ParameterHistograms
-from callbacks.learning_rate import LearningRate
-from callbacks.lookahead import Lookahead
-from callbacks.prediction_writer import PredictionWriter
-from callbacks.resume import ResumeState
-from callbacks.run_summary import RunSummary
-from callbacks.weight_norms import WeightNorms
+from netscope.callbacks.activations import ActivationStatistics
+from netscope.callbacks.checkpoint import FiniteModelCheckpoint
+from netscope.callbacks.console import EpochLinePrinter
+from netscope.callbacks.divergence import DivergenceGuard
+from netscope.callbacks.doctor import Doctor
+from netscope.callbacks.evaluation_report import EvaluationReport
+from netscope.callbacks.figures import TrainingFigures
+from netscope.callbacks.gradient_norms import GradientNorms
+from netscope.callbacks.histograms import ParameterHistograms
+from netscope.callbacks.learning_rate import LearningRate
+from netscope.callbacks.lookahead import Lookahead
+from netscope.callbacks.prediction_writer import PredictionWriter
+from netscope.callbacks.resume import ResumeState
+from netscope.callbacks.run_summary import RunSummary
+from netscope.callbacks.weight_norms import WeightNorms
 
 __all__ = [
     "ActivationStatistics",

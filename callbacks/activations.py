@@ -11,8 +11,8 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
-from callbacks.logging_sinks import (
+from netscope.callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
+from netscope.callbacks.logging_sinks import (
     DEFAULT_BINS,
     Histogram,
     histogram,
@@ -20,9 +20,9 @@ from callbacks.logging_sinks import (
     log_scalars,
     media_loggers,
 )
-from core.errors import UserError
-from doctor.measures import ASYMPTOTES, dead_fraction, saturated_fraction, zero_fraction
-from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
+from netscope.core.errors import UserError
+from netscope.doctor.measures import ASYMPTOTES, dead_fraction, saturated_fraction, zero_fraction
+from netscope.models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES, SATURATING_TYPES
 
 
 class ActivationStatistics(Callback):

@@ -10,7 +10,7 @@ records share steps with ``train/loss``.
 
 from lightning.pytorch import Trainer
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 
 def logger_step(trainer: Trainer) -> int:

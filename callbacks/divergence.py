@@ -10,9 +10,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn
 
-from callbacks.cadence import logger_step
-from core.errors import UserError
-from doctor.findings import Finding, add_findings
+from netscope.callbacks.cadence import logger_step
+from netscope.core.errors import UserError
+from netscope.doctor.findings import Finding, add_findings
 
 #: The logged families kept for the forensics of a divergence.
 FORENSICS = ("update_ratio/", "grad_norm/", "act_mean/", "act_std/")

@@ -14,12 +14,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
-from callbacks.cadence import is_due, logger_step, resolve_interval
-from callbacks.logging_sinks import log_figure, log_findings
-from callbacks.run_summary import one_line
-from core.files import write_json
-from core.history import History
-from doctor.findings import (
+from netscope.callbacks.cadence import is_due, logger_step, resolve_interval
+from netscope.callbacks.logging_sinks import log_figure, log_findings
+from netscope.callbacks.run_summary import one_line
+from netscope.core.files import write_json
+from netscope.core.history import History
+from netscope.doctor.findings import (
     Finding,
     add_findings,
     console_block,
@@ -27,11 +27,11 @@ from doctor.findings import (
     read_findings,
     write_findings,
 )
-from doctor.preflight import FILENAME as PREFLIGHT_FILE, Preflight, context_of, run_preflight
-from doctor.rules import Context, evaluate, settle
-from doctor.thresholds import Thresholds
-from figures.signal_propagation import signal_propagation_figure
-from figures.style import save
+from netscope.doctor.preflight import FILENAME as PREFLIGHT_FILE, Preflight, context_of, run_preflight
+from netscope.doctor.rules import Context, evaluate, settle
+from netscope.doctor.thresholds import Thresholds
+from netscope.figures.signal_propagation import signal_propagation_figure
+from netscope.figures.style import save
 
 #: The logged families the rules read (besides ``train/loss``, ``val/loss``).
 PREFIXES = ("grad_norm/", "weight_norm/", "update_ratio/", "act_dead/", "act_saturated/",

@@ -21,9 +21,9 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from callbacks.logging_sinks import log_figure
-from core.task import class_names
-from figures.evaluation import draw_confusion
+from netscope.callbacks.logging_sinks import log_figure
+from netscope.core.task import class_names
+from netscope.figures.evaluation import draw_confusion
 
 COLUMNS = ["class", "precision", "recall", "f1", "support"]
 

@@ -7,11 +7,11 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from callbacks.cadence import logger_step
-from callbacks.logging_sinks import log_figure
-from core.files import write_json
-from figures.run import LAYERS_FILE, draw_training
-from models.activations import ACTIVATION_TYPES
+from netscope.callbacks.cadence import logger_step
+from netscope.callbacks.logging_sinks import log_figure
+from netscope.core.files import write_json
+from netscope.figures.run import LAYERS_FILE, draw_training
+from netscope.models.activations import ACTIVATION_TYPES
 
 
 class TrainingFigures(Callback):

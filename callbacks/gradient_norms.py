@@ -3,8 +3,8 @@
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from callbacks.cadence import is_due, logger_step, resolve_interval
-from callbacks.logging_sinks import log_scalars
+from netscope.callbacks.cadence import is_due, logger_step, resolve_interval
+from netscope.callbacks.logging_sinks import log_scalars
 
 
 class GradientNorms(Callback):

@@ -3,8 +3,8 @@
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
-from callbacks.logging_sinks import DEFAULT_BINS, log_histograms
+from netscope.callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
+from netscope.callbacks.logging_sinks import DEFAULT_BINS, log_histograms
 
 
 class ParameterHistograms(Callback):

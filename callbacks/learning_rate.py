@@ -2,8 +2,8 @@
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from callbacks.cadence import is_due, logger_step
-from callbacks.logging_sinks import log_scalars
+from netscope.callbacks.cadence import is_due, logger_step
+from netscope.callbacks.logging_sinks import log_scalars
 
 
 class LearningRate(Callback):

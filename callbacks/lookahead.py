@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 
 class Lookahead(Callback):

@@ -15,7 +15,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from core.task import class_names
+from netscope.core.task import class_names
 
 
 class PredictionWriter(BasePredictionWriter):

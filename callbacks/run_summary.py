@@ -11,8 +11,8 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from core.files import write_json
-from doctor.findings import read_findings
+from netscope.core.files import write_json
+from netscope.doctor.findings import read_findings
 
 #: ``running`` from the start of a fit until it ends: a run killed outright (``kill -9``, a
 #: lost machine) keeps saying ``running``, with the metrics of its last finished epoch.

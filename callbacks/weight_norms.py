@@ -6,8 +6,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
-from callbacks.cadence import is_due, logger_step, resolve_interval
-from callbacks.logging_sinks import log_scalars
+from netscope.callbacks.cadence import is_due, logger_step, resolve_interval
+from netscope.callbacks.logging_sinks import log_scalars
 
 
 class WeightNorms(Callback):

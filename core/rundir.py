@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 #: The one place a run directory travels through the environment. Under DDP, Lightning
 #: starts the other ranks by running the user's command again in new processes; they

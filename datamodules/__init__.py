@@ -1,10 +1,10 @@
 """Datamodules usable as ``class_path`` in configs: ``datamodules.MNISTDataModule``, ..."""
 
-from datamodules.base import BaseDataModule, ImageDataModule
-from datamodules.cifar import CIFAR10DataModule
-from datamodules.image_folder import ImageFolderDataModule
-from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
-from datamodules.xor import XORDataModule
+from netscope.datamodules.base import BaseDataModule, ImageDataModule
+from netscope.datamodules.cifar import CIFAR10DataModule
+from netscope.datamodules.image_folder import ImageFolderDataModule
+from netscope.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from netscope.datamodules.xor import XORDataModule
 
 __all__ = [
     "BaseDataModule",

@@ -13,11 +13,11 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningDataModule
 
-from core.errors import UserError
-from core.task import Task
-from datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
-from datamodules.loader import TensorLoader
-from datamodules.splits import split_indices
+from netscope.core.errors import UserError
+from netscope.core.task import Task
+from netscope.datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
+from netscope.datamodules.loader import TensorLoader
+from netscope.datamodules.splits import split_indices
 
 Split = tuple[torch.Tensor, torch.Tensor]
 FlipMode = Literal["random", "alternate"]

@@ -5,9 +5,9 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
-from datamodules.base import FlipMode, ImageDataModule, Split
-from datamodules.download import load_torchvision
-from datamodules.image_cache import decode_class_folder
+from netscope.datamodules.base import FlipMode, ImageDataModule, Split
+from netscope.datamodules.download import load_torchvision
+from netscope.datamodules.image_cache import decode_class_folder
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]

@@ -4,7 +4,7 @@ when that is impossible (offline, read-only folder)."""
 import os
 from typing import Any
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 
 def load_torchvision(dataset_cls: type, root: str, expected: str, **kwargs: Any) -> Any:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from core.errors import UserError
-from core.files import replace_atomically
+from netscope.core.errors import UserError
+from netscope.core.files import replace_atomically
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 

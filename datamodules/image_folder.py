@@ -12,16 +12,16 @@ from typing import Any
 
 import torch
 
-from core.errors import UserError
-from datamodules.augment import random_flip
-from datamodules.base import FlipMode, ImageDataModule, Split
-from datamodules.image_cache import (
+from netscope.core.errors import UserError
+from netscope.datamodules.augment import random_flip
+from netscope.datamodules.base import FlipMode, ImageDataModule, Split
+from netscope.datamodules.image_cache import (
     DecodedImages,
     decode_class_folder,
     decode_folder,
     scan_class_folder,
 )
-from datamodules.splits import split_indices
+from netscope.datamodules.splits import split_indices
 
 #: Sub-folder names that mark a folder already split into train/validation/test.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

@@ -3,8 +3,8 @@
 import torch
 from torchvision import datasets
 
-from datamodules.base import ImageDataModule, Split
-from datamodules.download import load_torchvision
+from netscope.datamodules.base import ImageDataModule, Split
+from netscope.datamodules.download import load_torchvision
 
 
 class MNISTDataModule(ImageDataModule):

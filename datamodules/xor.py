@@ -2,9 +2,9 @@
 
 import torch
 
-from core.task import Task
-from datamodules.base import BaseDataModule, Split
-from datamodules.loader import TensorLoader
+from netscope.core.task import Task
+from netscope.datamodules.base import BaseDataModule, Split
+from netscope.datamodules.loader import TensorLoader
 
 
 class XORDataModule(BaseDataModule):

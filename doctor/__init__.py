@@ -2,7 +2,7 @@
 to try. Pure logic over a model, a batch and a run's logged history; the Lightning side is
 ``callbacks.Doctor`` and ``python main.py check``."""
 
-from doctor.findings import Finding
-from doctor.thresholds import Thresholds
+from netscope.doctor.findings import Finding
+from netscope.doctor.thresholds import Thresholds
 
 __all__ = ["Finding", "Thresholds"]

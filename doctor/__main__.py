@@ -10,11 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from core.history import CSV_PATH, read_history
-from doctor.findings import Finding, console_block, merge, read_findings
-from doctor.preflight import FILENAME as PREFLIGHT_FILE
-from doctor.rules import Context, replay, settle
-from doctor.thresholds import Thresholds
+from netscope.core.history import CSV_PATH, read_history
+from netscope.doctor.findings import Finding, console_block, merge, read_findings
+from netscope.doctor.preflight import FILENAME as PREFLIGHT_FILE
+from netscope.doctor.rules import Context, replay, settle
+from netscope.doctor.thresholds import Thresholds
 
 
 def diagnose(run_dir: str | Path, thresholds: Thresholds | None = None) -> list[Finding]:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.files import write_json
+from netscope.core.files import write_json
 
 Code = Literal[
     "bad_initial_loss", "vanishing_gradients", "exploding_gradients", "dead_units",

@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from doctor.findings import Finding
-from doctor.measures import dead_fraction, saturated_fraction, zero_fraction
-from doctor.rules import Context, judged_weights
-from doctor.thresholds import Thresholds
-from models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES
+from netscope.doctor.findings import Finding
+from netscope.doctor.measures import dead_fraction, saturated_fraction, zero_fraction
+from netscope.doctor.rules import Context, judged_weights
+from netscope.doctor.thresholds import Thresholds
+from netscope.models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES
 
 FILENAME = "preflight.json"
 

@@ -12,9 +12,9 @@ import statistics
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from core.history import History
-from doctor.findings import Finding, merge
-from doctor.thresholds import Thresholds
+from netscope.core.history import History
+from netscope.doctor.findings import Finding, merge
+from netscope.doctor.thresholds import Thresholds
 
 
 @dataclass

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from figures.run import draw_run
+from netscope.figures.run import draw_run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures.style import styled
+from netscope.figures.style import styled
 
 
 def read_confusion(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
@@ -47,7 +47,7 @@ def confusion_figure(class_names: list[str], counts: np.ndarray, title: str = "t
 
 def draw_confusion(run_dir: str | os.PathLike, prefix: str = "test") -> Path | None:
     """``<prefix>_confusion_matrix.png`` from the CSV beside it (``None`` without one)."""
-    from figures.style import save
+    from netscope.figures.style import save
 
     source = Path(run_dir) / f"{prefix}_confusion_matrix.csv"
     if not source.exists():

@@ -10,11 +10,11 @@ its pre-flight in ``preflight.json``. The callbacks call :func:`draw_run` when a
 import os
 from pathlib import Path
 
-from core.files import read_json
-from core.history import read_history
-from figures.evaluation import draw_confusion
-from figures.style import save
-from figures.training import activation_figure, gradient_figure
+from netscope.core.files import read_json
+from netscope.core.history import read_history
+from netscope.figures.evaluation import draw_confusion
+from netscope.figures.style import save
+from netscope.figures.training import activation_figure, gradient_figure
 
 #: ``{"activations": {"features.1": "ReLU"}, "weights": {"features.0": "Linear"}}``: the
 #: model's activation layers and layers with a weight matrix, input to output.

@@ -13,7 +13,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from figures.style import layer_colors, plain_log_labels, styled
+from netscope.figures.style import layer_colors, plain_log_labels, styled
 
 
 @styled
@@ -51,7 +51,7 @@ def signal_propagation_figure(report: dict[str, Any]) -> Figure | None:
 
 def draw(run_dir: str | os.PathLike) -> Path | None:
     """Redraw ``<run_dir>/signal_propagation.png`` from its ``preflight.json``."""
-    from figures.style import save
+    from netscope.figures.style import save
 
     source = Path(run_dir) / "preflight.json"
     if not source.exists():

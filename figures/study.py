@@ -19,8 +19,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from core.history import History
-from figures.style import layer_colors, plain_log_labels, styled
+from netscope.core.history import History
+from netscope.figures.style import layer_colors, plain_log_labels, styled
 
 BAND = "band: min to max over seeds"
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from core.history import History
-from figures.style import layer_colors, legend_beside, plain_log_labels, styled
+from netscope.core.history import History
+from netscope.figures.style import layer_colors, legend_beside, plain_log_labels, styled
 
 #: Output range of activations with a bounded side: the spread band is clipped to it
 #: (mean - std of a ReLU layer can be negative; its outputs never are).

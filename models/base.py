@@ -22,18 +22,18 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import Accuracy, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
-from core.errors import UserError
-from core.task import Task, class_names as task_class_names
-from models.activations import ActivationName, make_activation
-from models.initialization import (
+from netscope.core.errors import UserError
+from netscope.core.task import Task, class_names as task_class_names
+from netscope.models.activations import ActivationName, make_activation
+from netscope.models.initialization import (
     DATA_DEPENDENT_INITS,
     WHITENING_SAMPLES,
     InitName,
     apply_init,
     whitening_init,
 )
-from models.optimization import build_optimizers, check_restored_schedule
-from models.tta import TTAMode, tta_outputs
+from netscope.optim.schedules import build_optimizers, check_restored_schedule
+from netscope.models.tta import TTAMode, tta_outputs
 
 Stage = Literal["train", "val", "test", "predict"]
 

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from core.errors import UserError
-from models.base import BaseModel
-from models.initialization import stored_parameter
+from netscope.core.errors import UserError
+from netscope.models.base import BaseModel
+from netscope.models.initialization import stored_parameter
 
 
 class ConvNet(BaseModel):

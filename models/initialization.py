@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from models.activations import ActivationName, gain_nonlinearity
+from netscope.models.activations import ActivationName, gain_nonlinearity
 
 InitName = Literal[
     "default",

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from models.base import BaseModel
+from netscope.models.base import BaseModel
 
 
 class MLP(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 #: Lightning's names for checkpoints it finds by itself (``--ckpt_path last``).
 _SPECIAL = ("last", "best", "hpc", "registry")

@@ -19,16 +19,16 @@ from lightning.pytorch.cli import (
 from lightning.pytorch.loggers import CSVLogger
 from torch.optim import Optimizer
 
-from callbacks.checkpoint import FiniteModelCheckpoint
-from callbacks.console import EpochLinePrinter, ModelTable
-from callbacks.learning_rate import LearningRate
-from callbacks.resume import ResumeState
-from callbacks.run_summary import RunSummary, one_line, read_summary, write_summary
-from core.errors import UserError, user_error
-from core.rundir import create_run_dir, join_run_dir, run_dir_of_checkpoint
-from datamodules.base import BaseDataModule
-from models.base import BaseModel
-from models.optimization import with_trial_lengths
+from netscope.callbacks.checkpoint import FiniteModelCheckpoint
+from netscope.callbacks.console import EpochLinePrinter, ModelTable
+from netscope.callbacks.learning_rate import LearningRate
+from netscope.callbacks.resume import ResumeState
+from netscope.callbacks.run_summary import RunSummary, one_line, read_summary, write_summary
+from netscope.core.errors import UserError, user_error
+from netscope.core.rundir import create_run_dir, join_run_dir, run_dir_of_checkpoint
+from netscope.datamodules.base import BaseDataModule
+from netscope.models.base import BaseModel
+from netscope.optim.schedules import with_trial_lengths
 from netscope.checkpoints import check_checkpoint, checkpoint_step
 from netscope.config_saver import RunConfigSaver
 from netscope.console import precision_advice, print_last_line, quiet_third_party_noise

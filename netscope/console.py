@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from callbacks.run_summary import read_summary
+from netscope.callbacks.run_summary import read_summary
 
 # Each filter names one message, so every other warning still shows.
 _NOISE_WARNINGS = (

@@ -6,7 +6,7 @@ tests all call it.
 
 import sys
 
-from core.errors import user_error
+from netscope.core.errors import user_error
 from netscope.cli import NetscopeCLI
 
 

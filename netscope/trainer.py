@@ -11,8 +11,8 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from core.errors import UserError
-from models.tta import TTAMode
+from netscope.core.errors import UserError
+from netscope.models.tta import TTAMode
 
 
 class NetscopeTrainer(Trainer):
@@ -42,7 +42,7 @@ class NetscopeTrainer(Trainer):
         findings go to the console and ``metrics.json``, the plot to
         ``signal_propagation.png``.
         """
-        from callbacks.doctor import Doctor  # the trainer is above the callbacks
+        from netscope.callbacks.doctor import Doctor  # the trainer is above the callbacks
 
         doctor = next((c for c in self.callbacks if isinstance(c, Doctor)), None)
         if doctor is None:

@@ -22,7 +22,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 Mode = Literal["online", "offline", "disabled", "shared"]
 LogModel = bool | Literal["all"]

@@ -8,10 +8,10 @@ seeds of each setting and claims only the differences a test supports (``report.
 ``runs.csv``, ``report.md``, figures).
 """
 
-from studies.expand import build_command, expand
-from studies.report import write_report
-from studies.runner import run_study
-from studies.spec import Study, load_study, sweep_config_problems
+from netscope.studies.expand import build_command, expand
+from netscope.studies.report import write_report
+from netscope.studies.runner import run_study
+from netscope.studies.spec import Study, load_study, sweep_config_problems
 
 __all__ = ["Study", "build_command", "expand", "load_study", "run_study", "sweep_config_problems",
            "write_report"]

@@ -1,5 +1,5 @@
 """``python -m studies``: see :mod:`studies.cli`."""
 
-from studies.cli import main
+from netscope.studies.cli import main
 
 main()

@@ -4,10 +4,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.errors import UserError
-from studies.report import write_report
-from studies.runner import default_threads, run_study
-from studies.spec import load_study
+from netscope.core.errors import UserError
+from netscope.studies.report import write_report
+from netscope.studies.runner import default_threads, run_study
+from netscope.studies.spec import load_study
 
 #: Options the runner sets on every run itself.
 RUNNER_OPTIONS = ("--trainer.default_root_dir", "--run_name")

@@ -16,9 +16,9 @@ import re
 import sys
 from typing import Any
 
-from core.errors import UserError
-from core.rundir import slug
-from studies.spec import Study
+from netscope.core.errors import UserError
+from netscope.core.rundir import slug
+from netscope.studies.spec import Study
 
 Combo = dict[str, Any]
 #: The parameter that seeds a run (LightningCLI's ``seed_everything``). Runs that differ

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.files import write_json
+from netscope.core.files import write_json
 
 FILENAME = "index.json"
 #: Outcomes a second invocation keeps (a diverged run is a result, not an accident).

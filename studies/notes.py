@@ -5,13 +5,13 @@ figure has no data (the real cause, not a guess)."""
 import json
 from collections import defaultdict
 
-from studies.rows import Row
-from studies.stats import Comparison, Setting
+from netscope.studies.rows import Row
+from netscope.studies.stats import Comparison, Setting
 
 #: Per figure: the metric prefixes it draws and the callback that logs them.
 DIAGNOSTICS = {
-    "gradients": (("grad_norm/",), "callbacks.GradientNorms", "gradient norms"),
-    "activations": (("act_saturated/", "act_dead/"), "callbacks.ActivationStatistics",
+    "gradients": (("grad_norm/",), "netscope.callbacks.GradientNorms", "gradient norms"),
+    "activations": (("act_saturated/", "act_dead/"), "netscope.callbacks.ActivationStatistics",
                     "saturated or dead fractions"),
 }
 

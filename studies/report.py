@@ -9,15 +9,15 @@ so ``python -m studies report DIR`` rebuilds it at any time.
 import csv
 from pathlib import Path
 
-from core.errors import UserError
-from core.history import read_history
-from figures.study import Group, activation_figure, curves_figure, gradient_figure
-from figures.style import save
-from studies.expand import SEED
-from studies.index import StudyIndex
-from studies.report_text import Inputs, markdown
-from studies.rows import Row, cell, read_rows
-from studies.stats import METRICS, Setting, compare, group, ranked
+from netscope.core.errors import UserError
+from netscope.core.history import read_history
+from netscope.figures.study import Group, activation_figure, curves_figure, gradient_figure
+from netscope.figures.style import save
+from netscope.studies.expand import SEED
+from netscope.studies.index import StudyIndex
+from netscope.studies.report_text import Inputs, markdown
+from netscope.studies.rows import Row, cell, read_rows
+from netscope.studies.stats import METRICS, Setting, compare, group, ranked
 
 FIGURES = {"curves": "curves.png", "gradients": "grad_norms.png", "activations": "activations.png"}
 #: What a study compares settings on when its file names no ``metric``.

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import yaml
 
-from studies.expand import SEED
-from studies.index import StudyIndex
-from studies.notes import behind, checksums, doctor_absent, missing
-from studies.rows import Row
-from studies.stats import ALPHA, Comparison, Setting, Spread, best_group
-from studies.text import format_seconds, number, percent, short
+from netscope.studies.expand import SEED
+from netscope.studies.index import StudyIndex
+from netscope.studies.notes import behind, checksums, doctor_absent, missing
+from netscope.studies.rows import Row
+from netscope.studies.stats import ALPHA, Comparison, Setting, Spread, best_group
+from netscope.studies.text import format_seconds, number, percent, short
 
 #: Settings stated in the setup section when every run shares them (label per dotted key).
 SETUP_KEYS = {

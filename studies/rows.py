@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from studies.expand import SEED, flatten, labels, setting, varying
-from studies.index import Entry, StudyIndex, read_summary
+from netscope.studies.expand import SEED, flatten, labels, setting, varying
+from netscope.studies.index import Entry, StudyIndex, read_summary
 
 #: Config keys that change from run to run without being part of the study.
 BOOKKEEPING = ("trainer.default_root_dir", "trainer.logger", "trainer.callbacks", "run_name",

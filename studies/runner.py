@@ -28,11 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from core.errors import UserError
-from studies.expand import build_command, combo_key, expand, labels, varying
-from studies.index import Entry, StudyIndex, done_earlier, is_final, read_summary
-from studies.spec import Study
-from studies.text import format_seconds
+from netscope.core.errors import UserError
+from netscope.studies.expand import build_command, combo_key, expand, labels, varying
+from netscope.studies.index import Entry, StudyIndex, done_earlier, is_final, read_summary
+from netscope.studies.spec import Study
+from netscope.studies.text import format_seconds
 
 #: How long an interrupted run gets to write its ``metrics.json`` before it is killed.
 INTERRUPT_GRACE_S = 30.0

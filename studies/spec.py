@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 #: Top-level keys of a W&B sweep configuration (the schema allows no others).
 TOP_LEVEL_KEYS = frozenset({

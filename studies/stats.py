@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from scipy import stats
 
-from studies.expand import SEED
-from studies.rows import Row
+from netscope.studies.expand import SEED
+from netscope.studies.rows import Row
 
 #: Final metrics aggregated per setting.
 METRICS = ("val/acc", "test/acc", "train/loss", "val/loss")

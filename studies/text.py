@@ -4,7 +4,7 @@ import json
 import math
 from typing import Any
 
-from studies.expand import label_part
+from netscope.studies.expand import label_part
 
 
 def format_seconds(seconds: float) -> str:

@@ -62,9 +62,9 @@ def test_missing_checkpoint(tmp_path, capsys):
 def test_checkpoint_of_another_model_names_both(tmp_path, capsys):
     # A checkpoint as LightningCLI writes it, of a ConvNet.
     checkpoint = tmp_path / "convnet.ckpt"
-    torch.save({"hyper_parameters": {"_class_path": "models.ConvNet"}, "state_dict": {}}, checkpoint)
+    torch.save({"hyper_parameters": {"_class_path": "netscope.models.ConvNet"}, "state_dict": {}}, checkpoint)
     line, dirs = fails([*XOR, "--ckpt_path", str(checkpoint)], tmp_path / "runs", capsys)
-    assert "models.ConvNet" in line and "models.MLP" in line
+    assert "netscope.models.ConvNet" in line and "netscope.models.MLP" in line
     assert dirs == []
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from callbacks.run_summary import parameter_checksum
+from netscope.callbacks.run_summary import parameter_checksum
 from main import main
-from models import MLP
+from netscope.models import MLP
 from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 
 MNIST = ["--config", str(CONFIGS / "mnist.yaml"), "--data.init_args.data_dir", str(SHARED_DATA / "mnist")]
@@ -84,8 +84,8 @@ def test_every_optimizer_builds_and_steps(tmp_path, optimizer):
 
 @requires_shared("mnist")
 @pytest.mark.parametrize("swap", [
-    ["--model", "models.ConvNet", "--model.init_args.widths", "[8, 16]"],
-    ["--data", "datamodules.FashionMNISTDataModule",
+    ["--model", "netscope.models.ConvNet", "--model.init_args.widths", "[8, 16]"],
+    ["--data", "netscope.datamodules.FashionMNISTDataModule",
      "--data.init_args.data_dir", str(SHARED_DATA / "fashion-mnist")],
 ], ids=["convnet-on-mnist", "mnist-config-on-fashion-mnist"])
 def test_classes_can_be_swapped_on_the_command_line(tmp_path, swap):
@@ -94,7 +94,7 @@ def test_classes_can_be_swapped_on_the_command_line(tmp_path, swap):
 
 
 def test_mlp_on_cifar_class_folders(tmp_path, tiny_cifar, capsys):
-    mlp = ["--config", str(CONFIGS / "cifar.yaml"), "--model", "models.MLP",
+    mlp = ["--config", str(CONFIGS / "cifar.yaml"), "--model", "netscope.models.MLP",
            "--data.init_args.data_dir", str(tiny_cifar), "--data.init_args.batch_size", "8",
            "--trainer.precision", "32", *FAST, *QUIET]
     # The config's optimizer, MuonSGD, needs convolution filters: an MLP gets told so, and how

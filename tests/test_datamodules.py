@@ -5,8 +5,8 @@ import stat
 
 import torch
 
-from datamodules import CIFAR10DataModule, MNISTDataModule, XORDataModule
-from datamodules.loader import TensorLoader
+from netscope.datamodules import CIFAR10DataModule, MNISTDataModule, XORDataModule
+from netscope.datamodules.loader import TensorLoader
 from tests.helpers import SHARED_DATA, requires_shared
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from datamodules.loader import TensorLoader
+from netscope.datamodules.loader import TensorLoader
 from netscope.main import main
 from tests.helpers import CONFIGS, metrics
 from tests.image_folders import make_class_folder
@@ -28,7 +28,7 @@ def test_two_process_ddp_fit_matches_one_process_test(tmp_path):
     # 7 images a class: 3 test images, so the two ranks' test shards are uneven (2 and 1).
     shapes = make_class_folder(tmp_path / "shapes", per_class=7, corrupt=False)
     repository = Path(__file__).resolve().parents[1]
-    args = ["--config", str(CONFIGS / "mnist.yaml"), "--data", "datamodules.ImageFolderDataModule",
+    args = ["--config", str(CONFIGS / "mnist.yaml"), "--data", "netscope.datamodules.ImageFolderDataModule",
             "--data.init_args.data_dir", str(shapes), "--data.init_args.image_size", "8",
             "--data.init_args.batch_size", "4", "--trainer.max_epochs", "2",
             "--trainer.log_every_n_steps", "1", "--trainer.logger", "false",

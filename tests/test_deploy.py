@@ -23,8 +23,8 @@ import requests
 import torch
 from PIL import Image
 
-from datamodules.image_cache import read_image
-from models import ConvNet
+from netscope.datamodules.image_cache import read_image
+from netscope.models import ConvNet
 from tests.helpers import CONFIGS, SHARED_DATA, requires_shared, run
 from tests.image_folders import make_class_folder, make_predict_folder
 
@@ -245,7 +245,7 @@ def test_xor_exports_vector_inputs_and_refuses_image_tta(tmp_path):
     assert session.get_inputs()[0].type == "tensor(float)"
     points = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     got = session.run(None, {"inputs": points})[0]
-    from models import MLP
+    from netscope.models import MLP
     with torch.no_grad():
         positive = MLP.load_from_checkpoint(checkpoint).eval()(torch.from_numpy(points)).sigmoid()
     np.testing.assert_allclose(got, torch.cat([1 - positive, positive], 1).numpy(), atol=1e-6)
@@ -259,7 +259,7 @@ def test_xor_exports_vector_inputs_and_refuses_image_tta(tmp_path):
 @requires_shared("mnist")
 def test_grey_mnist_resnet18_exports_with_test_time_augmentation(tmp_path):
     """TorchvisionNet on 1-channel 28x28 images, six TTA views in the graph, 1000 real test images."""
-    mnist = ["--model", "models.TorchvisionNet", "--data", "datamodules.MNISTDataModule",
+    mnist = ["--model", "netscope.models.TorchvisionNet", "--data", "netscope.datamodules.MNISTDataModule",
              "--data.init_args.data_dir", str(SHARED_DATA / "mnist"), "--optimizer", "torch.optim.Adam",
              "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
              "--trainer.limit_val_batches", "1", "--test_after_fit", "false",

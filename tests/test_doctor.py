@@ -9,14 +9,14 @@ import subprocess
 import pytest
 import torch
 
-from callbacks.doctor import Doctor
-from core.history import History
-from doctor.__main__ import diagnose, main as doctor_main
-from doctor.findings import Finding, console_block, merge
-from doctor.measures import dead_fraction, zero_fraction
-from doctor.preflight import Preflight, judge
-from doctor.rules import Context, evaluate, replay, settle
-from doctor.thresholds import Thresholds
+from netscope.callbacks.doctor import Doctor
+from netscope.core.history import History
+from netscope.doctor.__main__ import diagnose, main as doctor_main
+from netscope.doctor.findings import Finding, console_block, merge
+from netscope.doctor.measures import dead_fraction, zero_fraction
+from netscope.doctor.preflight import Preflight, judge
+from netscope.doctor.rules import Context, evaluate, replay, settle
+from netscope.doctor.thresholds import Thresholds
 from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
 
 XOR = ["--config", str(CONFIGS / "xor.yaml"), "--test_after_fit", "false"]
@@ -257,12 +257,12 @@ def test_an_adaptive_optimizers_large_first_step_is_info_and_a_graver_sighting_r
 def test_an_sgd_subclass_is_judged_as_sgd_not_as_an_adaptive_optimizer():
     """Before, the pre-flight told SGD-like optimizers apart by class name, so a user's own
     subclass of SGD got the adaptive optimizers' lenient 'info' for a far too large step."""
-    from doctor.preflight import run_preflight
+    from netscope.doctor.preflight import run_preflight
 
     class MySGD(torch.optim.SGD):
         pass
 
-    from models import MLP
+    from netscope.models import MLP
 
     torch.manual_seed(0)
     model = MLP(num_classes=4, input_shape=(8,), hidden_sizes=[16])

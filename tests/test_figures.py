@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.files import read_json
+from netscope.core.files import read_json
 from tests.helpers import CONFIGS, run
 
 

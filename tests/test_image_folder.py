@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.errors import UserError
-from datamodules import ImageFolderDataModule
-from datamodules.image_cache import default_cache_dir, read_image
+from netscope.core.errors import UserError
+from netscope.datamodules import ImageFolderDataModule
+from netscope.datamodules.image_cache import default_cache_dir, read_image
 from main import main
 from tests.helpers import CONFIGS, run
 from tests.image_folders import COLOURS, make_class_folder, save

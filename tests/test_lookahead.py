@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from callbacks import Lookahead
-from core.errors import UserError
+from netscope.callbacks import Lookahead
+from netscope.core.errors import UserError
 from netscope.cli import NetscopeCLI
 from tests.helpers import CONFIGS, run
 

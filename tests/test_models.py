@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from models import MLP, ConvNet
-from models.activations import ACTIVATION_TYPES, make_activation
-from models.initialization import INIT_LAYER_TYPES
+from netscope.models import MLP, ConvNet
+from netscope.models.activations import ACTIVATION_TYPES, make_activation
+from netscope.models.initialization import INIT_LAYER_TYPES
 
 MNIST_SHAPE = dict(num_classes=10, input_shape=(1, 28, 28))
 

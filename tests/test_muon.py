@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.muon import MuonSGD, orthogonalize
+from netscope.optim.muon import MuonSGD, orthogonalize
 from tests.helpers import CONFIGS, FAST, run
 from tests.test_bad_input import fails
 
@@ -76,7 +76,7 @@ def test_its_state_survives_a_checkpoint() -> None:
         torch.testing.assert_close(before, after)
 
 
-MUON = ["--optimizer", "models.MuonSGD", "--optimizer.init_args.lr", "0.05",
+MUON = ["--optimizer", "netscope.optim.MuonSGD", "--optimizer.init_args.lr", "0.05",
         "--optimizer.init_args.momentum", "0.85", "--optimizer.init_args.nesterov", "true",
         "--lr_scheduler", "torch.optim.lr_scheduler.LinearLR",
         "--lr_scheduler.init_args.end_factor", "0.0",

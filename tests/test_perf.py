@@ -13,10 +13,10 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities import grad_norm
 
 from benchmarks.time_to_accuracy import epoch_curve, first_reaching
-from callbacks.cadence import is_due
-from core.history import read_history
-from datamodules import CIFAR10DataModule
-from models import ConvNet
+from netscope.callbacks.cadence import is_due
+from netscope.core.history import read_history
+from netscope.datamodules import CIFAR10DataModule
+from netscope.models import ConvNet
 from tests.helpers import CONFIGS, metrics, run
 
 #: airbench94's images seen: 9.9 epochs x 50000 (issue 14).

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.history import read_history
+from netscope.core.history import read_history
 from tests.helpers import CONFIGS, run
 from tests.image_folders import make_class_folder
 
@@ -55,7 +55,7 @@ def test_one_cycle_starts_peaks_and_ends_where_the_full_schedule_does(
 
 
 #: A LinearLR to 0 over the fit, on both parts of MuonSGD (as the Muon CIFAR recipe).
-MUON_LINEAR = ["--optimizer", "models.MuonSGD", "--optimizer.init_args.lr", "1.656",
+MUON_LINEAR = ["--optimizer", "netscope.optim.MuonSGD", "--optimizer.init_args.lr", "1.656",
                "--optimizer.init_args.momentum", "0.85", "--optimizer.init_args.nesterov", "true",
                "--optimizer.init_args.muon_lr", "0.24",
                "--lr_scheduler", "torch.optim.lr_scheduler.LinearLR",

@@ -15,18 +15,18 @@ import pytest
 import yaml
 from scipy.stats import ttest_ind
 
-from core.history import History
-from figures.study import Group, activation_figure
+from netscope.core.history import History
+from netscope.figures.study import Group, activation_figure
 from main import main as netscope
-from studies.cli import main as studies
-from studies.expand import combo_key, expand, format_args, labels, setting
-from studies.index import Entry, StudyIndex
-from studies.notes import behind
-from studies.report import write_report
-from studies.rows import Row
-from studies.runner import folder_lock
-from studies.spec import load_study, sweep_config_problems
-from studies.stats import Comparison, Setting
+from netscope.studies.cli import main as studies
+from netscope.studies.expand import combo_key, expand, format_args, labels, setting
+from netscope.studies.index import Entry, StudyIndex
+from netscope.studies.notes import behind
+from netscope.studies.report import write_report
+from netscope.studies.rows import Row
+from netscope.studies.runner import folder_lock
+from netscope.studies.spec import load_study, sweep_config_problems
+from netscope.studies.stats import Comparison, Setting
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs" / "studies").glob("*.yaml"))
@@ -36,10 +36,10 @@ SHIPPED = sorted((REPO / "configs" / "studies").glob("*.yaml"))
 XOR_WITH_DIAGNOSTICS = {
     "seed_everything": 0,
     "trainer": {"max_epochs": 2, "log_every_n_steps": 5, "logger": False, "enable_model_summary": False,
-                "callbacks": [{"class_path": "callbacks.GradientNorms"},
-                              {"class_path": "callbacks.ActivationStatistics"}]},
-    "model": {"class_path": "models.MLP", "init_args": {"hidden_sizes": [4], "activation": "sigmoid"}},
-    "data": {"class_path": "datamodules.XORDataModule",
+                "callbacks": [{"class_path": "netscope.callbacks.GradientNorms"},
+                              {"class_path": "netscope.callbacks.ActivationStatistics"}]},
+    "model": {"class_path": "netscope.models.MLP", "init_args": {"hidden_sizes": [4], "activation": "sigmoid"}},
+    "data": {"class_path": "netscope.datamodules.XORDataModule",
              "init_args": {"task": "binary", "batch_size": 4, "repeats": 5}},
     "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.05}},
 }
@@ -265,7 +265,7 @@ def generated_study(folder: Path) -> Path:
     finding = {"code": "vanishing_gradients", "severity": "warning", "where": "features.0.weight",
                "step": 40, "evidence": {"ratio": 1e-4}, "message": "the first layer's gradient is 1e-4 of the last's"}
     index = StudyIndex(study="generated", metric={"name": "val/acc", "goal": "maximize"})
-    config = {"trainer": {"log_every_n_steps": 50, "callbacks": [{"class_path": "callbacks.GradientNorms"}]}}
+    config = {"trainer": {"log_every_n_steps": 50, "callbacks": [{"class_path": "netscope.callbacks.GradientNorms"}]}}
     for name, values in [*finals.items(), ("D", [None])]:
         for seed, value in enumerate(values):
             combo = {"model.init_args.activation": name, "seed_everything": seed}

@@ -7,8 +7,8 @@ from torch import nn
 from torchvision.models import get_model
 
 from main import main
-from models import TorchvisionNet
-from models.torchvision_net import REPLACEABLE_ACTIVATIONS
+from netscope.models import TorchvisionNet
+from netscope.models.torchvision_net import REPLACEABLE_ACTIVATIONS
 from tests.helpers import SHARED_DATA, metrics, requires_shared, run
 from tests.image_folders import make_class_folder
 
@@ -22,14 +22,14 @@ def resnet18_file(tmp_path_factory):
 
 
 def image_folder_args(root, optimizer: str = "torch.optim.Adam") -> list[str]:
-    return ["--data", "datamodules.ImageFolderDataModule", "--data.init_args.data_dir", str(root),
+    return ["--data", "netscope.datamodules.ImageFolderDataModule", "--data.init_args.data_dir", str(root),
             "--data.init_args.image_size", "32", "--data.init_args.batch_size", "4", "--optimizer", optimizer,
             "--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
 
 
 def test_fit_fast_dev_run_on_an_image_folder(tmp_path):
     root = make_class_folder(tmp_path / "shapes", corrupt=False)
-    run_dir = run("fit", "--model", "models.TorchvisionNet", "--model.init_args.arch", "mobilenet_v3_small",
+    run_dir = run("fit", "--model", "netscope.models.TorchvisionNet", "--model.init_args.arch", "mobilenet_v3_small",
                   *image_folder_args(root), "--trainer.fast_dev_run", "1", root=tmp_path / "runs")
     result = metrics(run_dir)
     assert result["status"] == "completed" and "test/acc" in result
@@ -37,7 +37,7 @@ def test_fit_fast_dev_run_on_an_image_folder(tmp_path):
 
 @requires_shared("mnist")
 def test_grey_mnist_fits_with_resnet18(tmp_path):
-    run_dir = run("fit", "--model", "models.TorchvisionNet", "--data", "datamodules.MNISTDataModule",
+    run_dir = run("fit", "--model", "netscope.models.TorchvisionNet", "--data", "netscope.datamodules.MNISTDataModule",
                   "--data.init_args.data_dir", str(SHARED_DATA / "mnist"), "--optimizer", "torch.optim.Adam",
                   "--trainer.fast_dev_run", "1",
                   "--trainer.logger", "false", "--trainer.enable_model_summary", "false",
@@ -56,7 +56,7 @@ def test_frozen_backbone_gets_no_gradients_and_does_not_change(tmp_path, resnet1
     assert not model.network.bn1.training and model.network.fc.training
 
     root = make_class_folder(tmp_path / "shapes", corrupt=False)
-    run_dir = run("fit", "--model", "models.TorchvisionNet", "--model.init_args.weights", str(weights),
+    run_dir = run("fit", "--model", "netscope.models.TorchvisionNet", "--model.init_args.weights", str(weights),
                   "--model.init_args.freeze_backbone", "true", "--model.init_args.init", "zeros",
                   *image_folder_args(root, "torch.optim.SGD"), "--trainer.max_epochs", "1",
                   "--trainer.limit_train_batches", "3", "--optimizer.lr", "0.1",
@@ -77,7 +77,7 @@ def test_offline_weights_say_where_the_file_goes(tmp_path, monkeypatch, capsys):
     for key in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(key, "http://127.0.0.1:9")  # nothing listens: offline, even on CI
     root = make_class_folder(tmp_path / "shapes", corrupt=False)
-    args = ["fit", "--model", "models.TorchvisionNet", "--model.init_args.arch", "mobilenet_v3_small",
+    args = ["fit", "--model", "netscope.models.TorchvisionNet", "--model.init_args.arch", "mobilenet_v3_small",
             "--model.init_args.weights", "DEFAULT", *image_folder_args(root), "--trainer.fast_dev_run", "1",
             "--trainer.default_root_dir", str(tmp_path / "runs")]
     with pytest.raises(SystemExit) as exit_info:
@@ -103,7 +103,7 @@ def test_wrong_names_are_clear_errors(tmp_path, capsys):
     for flag, value, expected in (("arch", "resnet19", "Did you mean resnet18"),
                                   ("weights", "IMAGENET9K", "Choose one of: IMAGENET1K_V1, DEFAULT")):
         with pytest.raises(SystemExit):
-            main(["fit", "--model", "models.TorchvisionNet", f"--model.init_args.{flag}", value,
+            main(["fit", "--model", "netscope.models.TorchvisionNet", f"--model.init_args.{flag}", value,
                   *image_folder_args(root), "--trainer.default_root_dir", str(tmp_path / "runs")])
         error = capsys.readouterr().err
         assert expected in error and "Traceback" not in error

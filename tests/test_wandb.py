@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 from main import main
 from netscope.cli import NetscopeCLI
 from netscope.config_saver import ATTACHED_CONFIG
@@ -66,7 +66,7 @@ def test_offline_fit_without_credentials(tmp_path, capfd):
     # Nested, not flattened, and the model's hyper-parameters not repeated at the top.
     assert not [key for key in config if "." in key or key in ("activation", "num_classes")]
     model = config["model"]["init_args"]
-    assert config["model"]["class_path"] == "models.MLP"
+    assert config["model"]["class_path"] == "netscope.models.MLP"
     assert model["activation"] == "relu" and model["hidden_sizes"] == [128, 64]
     assert model["num_classes"] == 10 and model["input_shape"] == [1, 28, 28]  # linked
     assert config["optimizer"]["init_args"]["lr"] == 0.003

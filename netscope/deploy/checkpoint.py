@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 
 def restore(model: LightningModule, datamodule: LightningDataModule | None, ckpt_path: str | None) -> None:

@@ -7,8 +7,8 @@ import torch
 from google.protobuf.message import DecodeError
 from lightning.pytorch import LightningDataModule, LightningModule
 
-from core.errors import UserError
-from models.tta import TTAMode
+from netscope.core.errors import UserError
+from netscope.models.tta import TTAMode
 from netscope.deploy.checkpoint import restore
 from netscope.deploy.export import export_onnx, read_spec
 from netscope.deploy.graph import DeployedModel, deployed_model

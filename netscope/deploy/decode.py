@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from datamodules.image_cache import read_image
+from netscope.datamodules.image_cache import read_image
 from netscope.deploy.spec import InputSpec
 
 USAGE = ('send an image as a multipart file field "file" (curl -F file=@image.jpg) or as JSON '

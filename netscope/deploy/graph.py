@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from models.tta import tta_outputs
+from netscope.models.tta import tta_outputs
 from netscope.deploy.spec import InputSpec
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime
 import torch
 
-from core.files import write_json
+from netscope.core.files import write_json
 from netscope.deploy.export import INPUT_NAME
 from netscope.deploy.graph import DeployedModel
 

@@ -13,8 +13,8 @@ from typing import Literal
 
 from lightning.pytorch import LightningDataModule, LightningModule
 
-from core.task import Task
-from datamodules.base import ImageDataModule
+from netscope.core.task import Task
+from netscope.datamodules.base import ImageDataModule
 
 InputKind = Literal["image", "vector"]
 

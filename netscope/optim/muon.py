@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 #: airbench's quintic Newton-Schulz coefficients (steepest slope at zero, not exact convergence).
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)

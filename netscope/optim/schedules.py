@@ -36,7 +36,7 @@ from torch.optim.lr_scheduler import (
     ReduceLROnPlateau,
 )
 
-from core.errors import UserError
+from netscope.core.errors import UserError
 
 Interval = Literal["epoch", "step"]
 
