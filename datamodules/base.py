@@ -21,7 +21,7 @@ from netscope.datamodules.augment import (
     random_translate,
 )
 from netscope.datamodules.loader import TensorLoader
-from netscope.datamodules.splits import split_indices
+from netscope.datamodules.splits import interleaved_order, split_indices
 
 Split = tuple[torch.Tensor, torch.Tensor]
 FlipMode = Literal["random", "alternate"]
@@ -120,7 +120,16 @@ class BaseDataModule(LightningDataModule):
         if size <= torch.cuda.mem_get_info(device)[0] // 4:
             self.splits[split] = tuple(t.to(device) for t in tensors)
 
-    def _loader(self, split: str, train: bool = False) -> TensorLoader | list:
+    def test_order(self) -> torch.Tensor:
+        """The fixed order the test split is evaluated in: shuffled with ``split_seed``, the
+        classes interleaved (:func:`datamodules.splits.interleaved_order`), so that a test
+        cut short with ``limit_test_batches`` still covers every class. The split itself
+        stays as stored: ``predict`` and the export's parity check read it in that order."""
+        return interleaved_order(self.splits["test"][1], self.split_seed,
+                                 stratify=self.task != "regression")
+
+    def _loader(self, split: str, train: bool = False, order: torch.Tensor | None = None
+                ) -> TensorLoader | list:
         if self.splits is None or split not in self.splits:
             return []
         self._resident(split)
@@ -140,6 +149,7 @@ class BaseDataModule(LightningDataModule):
             rank=rank,
             world_size=world_size,
             even_shards=train,
+            order=order,
         )
 
     def _shuffle_generator(self) -> torch.Generator:
@@ -180,7 +190,9 @@ class BaseDataModule(LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> TensorLoader | list:
-        return self._loader("test")
+        if self.splits is None or "test" not in self.splits:
+            return []
+        return self._loader("test", order=self.test_order())
 
     def predict_dataloader(self) -> TensorLoader | list:
         return self._loader("predict" if self.splits and "predict" in self.splits else "test")

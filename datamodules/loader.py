@@ -31,6 +31,8 @@ class TensorLoader:
             a pass. Off for evaluation: every sample is seen exactly once, and the shards
             differ by at most one sample (Lightning's ``UnrepeatedDistributedSampler`` does
             the same for a ``DataLoader``).
+        order: without ``shuffle``, the fixed order to go through the samples in (sample
+            indices; default: as stored).
 
     The tensors may live on any device (e.g. the GPU, so batches need no transfer); the
     permutation is drawn on the CPU, so a seed gives the same order on every device.
@@ -47,6 +49,7 @@ class TensorLoader:
         rank: int = 0,
         world_size: int = 1,
         even_shards: bool = True,
+        order: torch.Tensor | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -55,6 +58,9 @@ class TensorLoader:
         self.tensors = tensors
         self.batch_size = batch_size
         self.shuffle = shuffle
+        if order is not None and len(order) != len(tensors[0]):
+            raise ValueError(f"order has {len(order)} indices for {len(tensors[0])} samples")
+        self.order = order
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
@@ -74,7 +80,10 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         total = len(self.tensors[0])
-        order = torch.randperm(total, generator=self.generator) if self.shuffle else torch.arange(total)
+        if self.shuffle:
+            order = torch.randperm(total, generator=self.generator)
+        else:
+            order = self.order if self.order is not None else torch.arange(total)
         if self.world_size > 1:
             order = order[self.rank :: self.world_size][: self.shard_size]
         order = order.to(self.tensors[0].device)

@@ -42,3 +42,31 @@ def split_indices(targets: torch.Tensor, fractions: dict[str, float], seed: int,
             start += count
         parts["train"].append(members[start:])
     return {name: torch.cat(pieces).sort().values for name, pieces in parts.items()}
+
+
+def interleaved_order(targets: torch.Tensor, seed: int, stratify: bool = True) -> torch.Tensor:
+    """A fixed random order of all samples in which every class is spread evenly.
+
+    Each class is shuffled (seeded), and its ``k``-th of ``n`` samples is placed at
+    ``(k + u) / n`` along the order, ``u`` a random offset per class: any stretch of the
+    order holds each class in proportion to its size. So the first batches of an evaluation
+    cut short (``limit_test_batches``) see every class, where a split stored class by class
+    would show only its first classes. Without ``stratify`` (regression targets): one
+    seeded permutation.
+
+    Args:
+        targets: one label per sample.
+        seed: the order's seed (the same order every run).
+        stratify: spread each class evenly; otherwise a plain permutation.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(targets), generator=generator)
+    if not stratify or len(targets) == 0:
+        return order
+    labels = targets[order].cpu()
+    position = torch.empty(len(targets), dtype=torch.float64)
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()  # this class, in shuffled order
+        offset = torch.rand((), generator=generator, dtype=torch.float64)
+        position[members] = (torch.arange(len(members), dtype=torch.float64) + offset) / len(members)
+    return order[position.argsort(stable=True)]
