@@ -32,6 +32,20 @@ class BaseDataModule(LightningDataModule):
 
     Subclasses set ``num_classes``, ``input_shape``, ``task`` and ``class_names`` by the end
     of ``__init__`` (the CLI reads them to build the model) and implement ``load_splits``.
+
+    The arguments are described here, in the class docstring, where the command line's help
+    finds them for every subclass too (``--data.help CIFAR10DataModule``).
+
+    Args:
+        data_dir: where the data set is, or is downloaded to when it is missing.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and predict (default: ``batch_size``).
+        val_fraction: share of the training set held out for validation when the data
+            set has no validation split of its own.
+        split_seed: seed of that hold-out split and of the test split's order (fixed, so
+            every run validates and tests on the same samples whatever the training seed).
+        keep_on_device: on a GPU, hold the splits in GPU memory when they fit, so
+            batches are indexed there and never copied from the host.
     """
 
     num_classes: int
@@ -48,17 +62,7 @@ class BaseDataModule(LightningDataModule):
         split_seed: int = 0,
         keep_on_device: bool = True,
     ) -> None:
-        """Args:
-            data_dir: where the data set is, or is downloaded to when it is missing.
-            batch_size: training batch size.
-            eval_batch_size: batch size for validation, test and predict (default: ``batch_size``).
-            val_fraction: share of the training set held out for validation when the data
-                set has no validation split of its own.
-            split_seed: seed of that hold-out split (fixed, so every run validates on the
-                same samples whatever the training seed).
-            keep_on_device: on a GPU, hold the splits in GPU memory when they fit, so
-                batches are indexed there and never copied from the host.
-        """
+        """Check the batch sizes and the validation share (the arguments: see the class)."""
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
@@ -201,6 +205,13 @@ class BaseDataModule(LightningDataModule):
 class ImageDataModule(BaseDataModule):
     """Images kept as uint8 ``(N, C, H, W)`` tensors; converted, normalized and augmented
     per batch on the training device after transfer (no per-image work, no workers).
+
+    Args:
+        flip: mirror training images left-right.
+        translate: shift training images by up to this many pixels (reflect padding).
+        cutout: blank a square of this side at a random place in each training image.
+        flip_mode: how ``flip`` mirrors: ``random`` (a coin per image and pass) or
+            ``alternate`` (each image mirrored on every other epoch, from a random start).
     """
 
     #: Per-channel mean and std of the training images (in [0, 1] units).
@@ -220,14 +231,7 @@ class ImageDataModule(BaseDataModule):
         flip_mode: FlipMode = "random",
         keep_on_device: bool = True,
     ) -> None:
-        """Args:
-            flip: mirror training images left-right.
-            translate: shift training images by up to this many pixels (reflect padding).
-            cutout: blank a square of this side at a random place in each training image.
-            flip_mode: how ``flip`` mirrors: ``random`` (a coin per image and pass) or
-                ``alternate`` (each image mirrored on every other epoch, from a random start).
-            See :class:`BaseDataModule` for the others.
-        """
+        """Set the augmentations (the arguments: see the class and :class:`BaseDataModule`)."""
         super().__init__(data_dir=data_dir, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, val_fraction=val_fraction,
                          split_seed=split_seed, keep_on_device=keep_on_device)

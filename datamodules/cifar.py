@@ -40,10 +40,11 @@ class CIFAR10DataModule(ImageDataModule):
         flip_mode: FlipMode = "random",
         keep_on_device: bool = True,
     ) -> None:
-        """Args:
+        """CIFAR-10 with its own defaults; the other arguments are :class:`ImageDataModule`'s.
+
+        Args:
             cache_dir: where decoded class-folder images are cached (default
                 ``$NETSCOPE_CACHE_DIR`` or ``~/.cache/netscope``).
-            See :class:`datamodules.base.ImageDataModule` for the others.
         """
         super().__init__(data_dir=data_dir, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, val_fraction=val_fraction,

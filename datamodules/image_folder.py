@@ -54,7 +54,10 @@ class ImageFolderDataModule(ImageDataModule):
         flip_mode: FlipMode = "random",
         keep_on_device: bool = True,
     ) -> None:
-        """Args:
+        """List the class folders (the images are decoded in ``setup``); the other arguments
+        are :class:`ImageDataModule`'s.
+
+        Args:
             data_dir: folder with one sub-folder per class, or with ``train/`` (and
                 ``val/``, ``test/``) sub-folders each holding the class folders.
             batch_size: training batch size.
@@ -71,8 +74,6 @@ class ImageFolderDataModule(ImageDataModule):
             predict_dir: folder of new images (any depth, no labels) for ``predict``.
             vflip: also mirror training images top-bottom at random (for images with no
                 "up", e.g. seen from above: satellite, microscopy).
-            flip, translate, cutout, flip_mode, keep_on_device: see
-                :class:`datamodules.base.ImageDataModule`.
         """
         if not (0.0 < val_fraction and 0.0 <= test_fraction and val_fraction + test_fraction < 1.0):
             raise UserError(f"val_fraction ({val_fraction}) must be above 0 and test_fraction "

@@ -30,7 +30,7 @@ class MNISTDataModule(ImageDataModule):
         translate: int = 0,
         cutout: int = 0,
     ) -> None:
-        """See :class:`datamodules.base.ImageDataModule` for the arguments."""
+        """MNIST with its own defaults; the arguments are :class:`ImageDataModule`'s."""
         super().__init__(data_dir=data_dir, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, val_fraction=val_fraction,
                          split_seed=split_seed, flip=flip, translate=translate, cutout=cutout)

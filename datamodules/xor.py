@@ -24,7 +24,9 @@ class XORDataModule(BaseDataModule):
         task: Task = "binary",
         repeats: int = 1,
     ) -> None:
-        """Args:
+        """The four points, posed as ``task``.
+
+        Args:
             data_dir: unused (XOR needs no files); kept so every datamodule takes it.
             batch_size: training batch size.
             task: how the target is posed (see :data:`core.task.Task`).

@@ -41,7 +41,9 @@ class ConvNet(BaseModel):
         stem_bias_lr_scale: float = 1.0,
         **kwargs,
     ) -> None:
-        """Args:
+        """Build the stem, the blocks and the head; the other arguments are :class:`BaseModel`'s.
+
+        Args:
             widths: channels of each block; its length is the number of blocks.
             depth: convolutions per block (at least 1).
             stem_width: channels of the first convolution (before any pooling).
@@ -76,7 +78,6 @@ class ConvNet(BaseModel):
                 command line; for Adam-type optimizers the speed-up is ``sqrt(scale)``.
             stem_bias_lr_scale: the same for the stem's bias (``stem_norm: false``);
                 airbench94_muon trains its whitening bias as fast as the BatchNorm shifts.
-            *args, **kwargs: see :class:`models.base.BaseModel`.
         """
         if depth < 1:
             raise UserError("depth must be at least 1")

@@ -22,11 +22,12 @@ class MLP(BaseModel):
         batch_norm: bool = False,
         **kwargs,
     ) -> None:
-        """Args:
+        """Build the hidden layers and the head; the other arguments are :class:`BaseModel`'s.
+
+        Args:
             hidden_sizes: width of each hidden layer, input side first (``[]``: a linear model).
             dropout: dropout probability after each hidden activation.
             batch_norm: insert BatchNorm1d between each hidden Linear and its activation.
-            *args, **kwargs: see :class:`models.base.BaseModel`.
         """
         self.hidden_sizes = list(hidden_sizes)
         self.dropout = dropout

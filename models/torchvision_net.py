@@ -69,7 +69,9 @@ class TorchvisionNet(BaseModel):
         activation: ActivationName | None = None,
         **kwargs: Any,
     ) -> None:
-        """Args:
+        """Build the architecture with a new head; the other arguments are :class:`BaseModel`'s.
+
+        Args:
             arch: a torchvision classification model name: ``resnet18``, ``densenet121``,
                 ``mobilenet_v3_small``, ``efficientnet_b0``, ... (see
                 :func:`classification_architectures`).
@@ -79,7 +81,6 @@ class TorchvisionNet(BaseModel):
             freeze_backbone: train only the new head.
             activation: ``None`` keeps the architecture's own activations; a name replaces
                 them (see the module docstring).
-            *args, **kwargs: see :class:`models.base.BaseModel`.
         """
         self.arch = arch
         self.weights = weights

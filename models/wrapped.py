@@ -43,7 +43,9 @@ class Supervised(BaseModel):
         label_smoothing: float = 0.0,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
-        """Args:
+        """Wrap ``network`` with netscope's losses, metrics and optimizers.
+
+        Args:
             network: the ``nn.Module`` to train; its ``forward`` takes a batch of inputs and
                 returns one row of outputs per input (logits for classification).
             num_classes: classes to predict (regression: targets). Linked from the

@@ -24,6 +24,7 @@ from netscope.checkpoints import check_checkpoint
 from netscope.console import quiet_third_party_noise
 from netscope.core.compat import CLIHooks, subcommand_parsers
 from netscope.core.errors import UserError
+from netscope.help_text import with_help
 from netscope.lifecycle import Command, RunResult, run_command
 from netscope.models import BaseModel
 from netscope.option_errors import explain_option_error
@@ -66,9 +67,9 @@ class NetscopeCLI(CLIHooks):
             # the model's hyper-parameters are the arguments it got, facts of the data
             # included (LightningCLI's support would store the config as parsed, without them)
             load_from_checkpoint_support=False,
-            parser_kwargs={"default_env": False, **{
+            parser_kwargs=with_help({"default_env": False, **{
                 command: {"default_config_files": [str(DEFAULTS_FILE)]}
-                for command in self.subcommands()}},
+                for command in self.subcommands()}}, NetscopeTrainer),
             args=args,
             run=run,
         )
