@@ -15,7 +15,6 @@ from netscope.callbacks.logging_sinks import (
     Histogram,
     histogram,
     log_histograms,
-    media_loggers,
 )
 from netscope.core.compat import logger_step
 from netscope.core.errors import UserError
@@ -95,7 +94,7 @@ class ActivationStatistics(Diagnostic):
         scalars = self.is_due(trainer)
         epoch_end = self.on_epoch_end and is_epoch_end(trainer)
         histograms = epoch_end or self.is_due(trainer, self.histogram_every)
-        histograms = histograms and bool(media_loggers(trainer))  # nobody to send them to
+        histograms = histograms and trainer.is_global_zero  # the one process that logs them
         self.measuring = scalars
         if scalars or histograms:
             for name, module in self.layers.items():

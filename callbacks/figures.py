@@ -9,7 +9,7 @@ from netscope.callbacks.board import Board
 from netscope.callbacks.logging_sinks import log_figure
 from netscope.core.compat import logger_step
 from netscope.doctor.measures import probe_layers, weight_layers
-from netscope.figures.run import draw_training
+from netscope.figures.run import draw_histograms, draw_training
 from netscope.models.wrapped import inspected
 
 
@@ -20,13 +20,17 @@ class TrainingFigures(Callback):
       Glorot & Bengio 2010 figure), with saturated/dead fractions (from
       :class:`~callbacks.ActivationStatistics`);
     - ``grad_norms.png``: gradient norm per weight layer against steps (from
-      :class:`~callbacks.GradientNorms`).
+      :class:`~callbacks.GradientNorms`);
+    - ``histograms_weights.png``, ``histograms_grads.png``, ``histograms_activations.png``:
+      per layer, its histograms over the epochs as a heat map (from
+      :class:`~callbacks.ParameterHistograms` and :class:`~callbacks.ActivationStatistics`).
 
-    The figures read the run's ``csv/metrics.csv``, the same data any logger received, and
-    ``layers.json``, which this callback writes when fit starts (the kinds of the model's
-    layers, for the legends): ``python -m figures RUN_DIR`` redraws them from those files.
-    The PNGs go to the run directory; W&B and TensorBoard also receive them as images
-    (``figures/activations``, ``figures/grad_norms``).
+    The figures read the run's ``csv/metrics.csv`` and ``histograms.jsonl``, the same data
+    the loggers received, and ``layers.json``, which this callback writes when fit starts
+    (the kinds of the model's layers, for the legends): ``python -m figures RUN_DIR`` redraws
+    them from those files. The PNGs go to the run directory; W&B and TensorBoard also
+    receive them as images (``figures/activations``, ``figures/histograms_weights``, ...),
+    which is how the histograms reach a W&B viewer that cannot chart them (``wandb leet``).
     """
 
     def __init__(self, dpi: int = 130) -> None:
@@ -45,7 +49,8 @@ class TrainingFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, CSVLogger):
                 logger.save()  # the history on disk is complete before it is read
-        paths = draw_training(Board.of(trainer).run.path, self.dpi)
+        run_dir = Board.of(trainer).run.path
+        paths = draw_training(run_dir, self.dpi) | draw_histograms(run_dir, self.dpi)
         for name, path in paths.items():
             log_figure(trainer, f"figures/{name}", path, logger_step(trainer))
         if paths:

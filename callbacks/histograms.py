@@ -13,8 +13,9 @@ class ParameterHistograms(Diagnostic):
     Taken in ``on_before_optimizer_step``, where the gradient of the step is complete and
     the weights are those it was computed with; every ``every_n_steps`` steps and on the
     last training batch of each epoch (the gradients are gone by ``on_train_epoch_end``:
-    validation clears them). Histograms go to W&B and TensorBoard (see
-    :mod:`callbacks.logging_sinks`); with only a CSV logger nothing is computed.
+    validation clears them). Histograms go to the run directory's ``histograms.jsonl``
+    (whatever the loggers), W&B and TensorBoard (see :mod:`callbacks.logging_sinks`); the
+    figures ``histograms_weights.png`` and ``histograms_grads.png`` are drawn from the file.
     """
 
     def __init__(self, every_n_steps: int | None = None, on_epoch_end: bool = True,

@@ -8,12 +8,15 @@ bookkeeping per key, and a ConvNet has around a hundred diagnostic keys per logg
 Lightning's ``Logger`` interface carries scalars only, so histograms and images get a call
 per logger kind: ``WandbLogger`` (``wandb.Histogram``, ``wandb.Image``, stamped with
 ``trainer/global_step`` as ``WandbLogger.log_metrics`` does), ``TensorBoardLogger``
-(``add_histogram_raw``, ``add_image``); a ``CSVLogger`` or no logger takes nothing.
+(``add_histogram_raw``, ``add_image``); a ``CSVLogger`` or no logger takes nothing. Histograms
+also go into the run directory (``histograms.jsonl``, whatever the loggers), where the
+figures (:mod:`figures.histograms`) read them.
 
 Only global rank zero writes, and nothing here is a collective call, so a DDP run never
 waits on it.
 """
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from netscope.callbacks.board import Board
 
 DEFAULT_BINS = 64
 
@@ -83,22 +87,33 @@ def media_loggers(trainer: Trainer) -> list[WandbLogger | TensorBoardLogger]:
 
 def log_histograms(trainer: Trainer, tensors: dict[str, torch.Tensor | Histogram | None],
                    step: int, bins: int = DEFAULT_BINS) -> None:
-    """Log one histogram per name (tensors or precomputed :class:`Histogram`) at ``step``."""
-    sinks = media_loggers(trainer)
-    if not sinks:
-        return  # CSV or no logger: nothing to compute
+    """Log one histogram per name (tensors or precomputed :class:`Histogram`) at ``step``:
+    into the run directory's ``histograms.jsonl`` and to W&B and TensorBoard."""
+    if not trainer.is_global_zero:
+        return  # one process writes; the others compute nothing
     histograms = {}
     for name, value in tensors.items():
         value = histogram(value, bins) if isinstance(value, torch.Tensor) else value
         if value is not None:
             histograms[name] = value
-    for logger in sinks:
+    if not histograms:
+        return
+    Board.of(trainer).run.append_histograms(
+        [histogram_record(name, h, step, trainer.current_epoch) for name, h in histograms.items()])
+    for logger in media_loggers(trainer):
         if isinstance(logger, WandbLogger):
             import wandb
 
-            record = {name: wandb.Histogram(np_histogram=(h.counts, h.edges))
-                      for name, h in histograms.items()}
-            logger.experiment.log({**record, "trainer/global_step": step})
+            run = logger.experiment
+            run.log({**{name: wandb.Histogram(np_histogram=(h.counts, h.edges))
+                        for name, h in histograms.items()}, "trainer/global_step": step})
+            # wandb keeps the last value of every logged key in the run summary, where 64
+            # bins per histogram would bury the final metrics (wandb leet lists them one per
+            # line). define_metric(name, summary="none") keeps scalars out, not histograms
+            # (wandb 0.31: checked with `wandb leet inspect`), so they are removed once logged.
+            for name in histograms:
+                with contextlib.suppress(KeyError):  # mode="disabled" keeps no summary
+                    del run.summary[name]
         else:
             for name, h in histograms.items():
                 logger.experiment.add_histogram_raw(
@@ -106,6 +121,14 @@ def log_histograms(trainer: Trainer, tensors: dict[str, torch.Tensor | Histogram
                     bucket_limits=h.edges[1:].tolist(), bucket_counts=h.counts.tolist(),
                     global_step=step,
                 )
+
+
+def histogram_record(name: str, h: Histogram, step: int, epoch: int) -> dict:
+    """One line of ``histograms.jsonl``: the name, when it was taken, the bin counts and
+    the ``bins + 1`` edges (9 significant digits: a float32 value exactly)."""
+    return {"name": name, "step": step, "epoch": epoch,
+            "counts": [int(round(float(c))) for c in h.counts],
+            "edges": [float(f"{float(e):.9g}") for e in h.edges]}
 
 
 def log_figure(trainer: Trainer, name: str, path: str | Path, step: int) -> None:

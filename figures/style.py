@@ -36,11 +36,15 @@ def layer_colors(count: int) -> list[tuple[float, ...]]:
     return [cmap(0.15 + 0.8 * i / max(count - 1, 1)) for i in range(count)]
 
 
-def save(figure: Figure, path: str | Path, dpi: int = 130) -> Path:
-    """Render ``figure`` to a PNG file and return its path."""
+def save(figure: Figure, path: str | Path, dpi: int = 130, tight: bool = True) -> Path:
+    """Render ``figure`` to a PNG file and return its path.
+
+    ``tight`` crops the page to what is drawn (one more measuring pass over every text);
+    a figure laid out with fixed margins does without it.
+    """
     path = Path(path)
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight")
+    figure.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
     return path
 
 

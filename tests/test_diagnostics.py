@@ -12,10 +12,12 @@ import json
 import logging
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from netscope.core.rundir import RunDir
 from netscope.models import MLP
 
 from tests.helpers import CONFIGS, SHARED_DATA, make_mnist, metrics, requires_shared, run
@@ -30,6 +32,7 @@ MNIST = ["fit", "--config", str(CONFIGS / "mnist.yaml"),
 #: MNIST config's network: 784-128-64-10 ReLU, layers features.0, .2, head; activations .1, .3.
 PARAMS = [name for name, _ in MLP(hidden_sizes=[128, 64]).named_parameters()]
 LAYERS = ["features.1", "features.3"]
+HISTOGRAM_FIGURES = ["histograms_weights", "histograms_grads", "histograms_activations"]
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +58,14 @@ def wandb_history(run_dir: Path) -> list[dict]:
                             capture_output=True, text=True, check=True, timeout=60).stdout
     records = [json.loads(line) for line in output.splitlines() if line.strip()]
     return [r["history"]["item"] for r in records if r["type"] == "history"]
+
+
+def wandb_summary(run_dir: Path) -> dict:
+    """The run summary W&B keeps (``wandb leet inspect --summary --json``)."""
+    output = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--summary",
+                             "--json", str(run_dir / "wandb")],
+                            capture_output=True, text=True, check=True, timeout=60).stdout
+    return json.loads(output)["summary"]
 
 
 def csv_rows(run_dir: Path) -> list[dict]:
@@ -99,12 +110,42 @@ def test_wandb_records_hold_every_family_for_every_layer(tmp_path, mnist):
     steps = sorted({item["trainer/global_step"] for item in items if "grad_norm/total" in item})
     assert steps == [1, 3, 5]
     assert histograms["grads/head.weight"]["trainer/global_step"] == 5
-    # The end-of-fit figures: in the run directory and on the W&B run as images.
-    for figure in ("activations", "grad_norms"):
+    # The end-of-fit figures: in the run directory and on the W&B run as images (the
+    # histograms' too, so that wandb leet, which cannot chart histograms, shows them).
+    for figure in ("activations", "grad_norms", *HISTOGRAM_FIGURES):
         assert (run_dir / f"{figure}.png").stat().st_size > 10_000
         assert any(item.get(f"figures/{figure}._type") == "image-file" for item in items)
     # The same scalars reach the CSV history the reports read.
     assert expected <= set().union(*csv_rows(run_dir))
+    # Histogram bins stay in the history, out of the run summary (wandb would keep each
+    # histogram's last bins there, 130 numbers apiece, listed one per line by wandb leet).
+    summary = wandb_summary(run_dir)
+    assert not [key for key in summary if key.split("/")[0] in ("weights", "grads", "activations")]
+    assert "val/acc" in summary and "grad_norm/total" in summary
+
+
+def test_histograms_go_to_the_run_directory_without_any_logger(tmp_path, mnist):
+    """Only the CSV history every run keeps: the histograms are still taken, at the end of
+    each epoch, into ``histograms.jsonl``, and drawn per family."""
+    run_dir = run(*mnist, "--trainer.logger", "false", "--trainer.max_epochs", "2",
+                  root=tmp_path / "runs")
+    records = RunDir(run_dir).histograms()
+    names = {f"{kind}/{p}" for kind in ("weights", "grads") for p in PARAMS}
+    names |= {f"activations/{layer}" for layer in LAYERS}
+    assert {record["name"] for record in records} == names
+    for name in names:
+        taken = [record for record in records if record["name"] == name]
+        # the last batch of each 6-batch epoch: steps 5 and 11
+        assert [(r["epoch"], r["step"]) for r in taken] == [(0, 5), (1, 11)], name
+        for record in taken:
+            assert len(record["counts"]) == 64 and len(record["edges"]) == 65
+            assert record["edges"] == sorted(record["edges"])
+    first = [r for r in records if r["name"] == "weights/features.0.weight"]
+    assert all(sum(r["counts"]) == 784 * 128 for r in first)  # every weight, once
+    activations = [r for r in records if r["name"] == "activations/features.1"]
+    assert all(sum(r["counts"]) == 64 * 128 for r in activations)  # a batch of 64 x 128 units
+    for figure in HISTOGRAM_FIGURES:
+        assert (run_dir / f"{figure}.png").stat().st_size > 10_000
 
 
 def test_tensorboard_histograms_and_zero_init_symmetry(tmp_path, mnist):

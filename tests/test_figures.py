@@ -12,7 +12,8 @@ from tests.helpers import CONFIGS, run
 def test_a_finished_runs_figures_are_redrawn_from_its_files(tmp_path: Path) -> None:
     run_dir = run("fit", "--config", str(CONFIGS / "xor.yaml"), "--trainer.max_epochs", "2",
                   root=tmp_path / "runs")
-    figures = ["activations.png", "grad_norms.png", "test_confusion_matrix.png"]
+    figures = ["activations.png", "grad_norms.png", "test_confusion_matrix.png",
+               "histograms_weights.png", "histograms_grads.png", "histograms_activations.png"]
     assert read_json(run_dir / "layers.json") == {
         "activations": {"features.1": "Sigmoid"},
         "weights": {"features.0": "Linear", "head": "Linear"}}
