@@ -35,7 +35,7 @@ def say(text: str) -> None:
 class EpochLinePrinter(Callback):
     """Print ``epoch N/M`` with the epoch's task metrics and its duration."""
 
-    def __init__(self, prefixes: tuple[str, ...] = ("train/", "val/")) -> None:
+    def __init__(self, prefixes: tuple[str, ...] = ("train/", "val/", "train_", "val_")) -> None:
         self.prefixes = prefixes
         self.epoch_started = time.monotonic()
 

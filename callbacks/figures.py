@@ -45,7 +45,12 @@ class TrainingFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, CSVLogger):
                 logger.save()  # the history on disk is complete before it is read
-        paths = draw_training(Board.of(trainer).run.path, self.dpi)
+        run = Board.of(trainer).run
+        if not run.has_history():
+            rank_zero_info("netscope: no training figures: the run keeps no metrics.csv (give "
+                           "the trainer a CSVLogger, as netscope's commands do).")
+            return
+        paths = draw_training(run.path, self.dpi)
         for name, path in paths.items():
             log_figure(trainer, f"figures/{name}", path, logger_step(trainer))
         if paths:
