@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_info
+from netscope.callbacks.console import say
 
 #: Other names under which models log the metrics netscope's configs monitor.
 MONITOR_ALIASES: dict[str, tuple[str, ...]] = {
@@ -70,7 +70,7 @@ class FiniteModelCheckpoint(ModelCheckpoint):
         if alias is not None:
             self.monitor = alias
             return
-        rank_zero_info(f"netscope: the model logs no {self.monitor}, which the checkpoints "
+        say(f"netscope: the model logs no {self.monitor}, which the checkpoints "
                        f"monitor; they keep the latest epoch and last.ckpt instead. Set "
                        f"--checkpoint.monitor to a metric it logs to keep the best.")
         self.monitor, self.save_top_k = None, 1
