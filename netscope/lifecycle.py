@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.utilities.model_helpers import is_overridden
@@ -98,9 +99,24 @@ def refuse_early(command: Command) -> None:
             "--ckpt_path runs/<run>/checkpoints/last.ckpt. To predict with the model's "
             "untrained (initial) weights on purpose, add --untrained true.")
     trainer = command.config.trainer
+    accelerator = str(trainer.accelerator)
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"--trainer.accelerator {accelerator}: PyTorch sees no GPU on this machine "
+                        f"(torch.cuda.is_available() is False; a CPU-only install of torch, or "
+                        f"no driver). Leave the option out (auto uses a GPU where there is one) "
+                        f"or use --trainer.accelerator cpu.")
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
     advice = precision_advice(trainer.precision, trainer.accelerator)
-    if advice and os.environ.get("LOCAL_RANK", "0") == "0":
+    if advice:
         print(advice, file=sys.stderr)
+    devices, cores = trainer.devices, os.cpu_count() or 1
+    devices = int(devices) if isinstance(devices, str) and devices.isdigit() else devices
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and isinstance(devices, int) and devices > cores:
+        print(f"netscope: note: --trainer.devices {devices} starts {devices} processes on this "
+              f"machine's {cores} CPU cores: they share the cores, so the fit is slower, not "
+              f"faster. Use --trainer.devices {cores} or fewer.", file=sys.stderr)
 
 
 def open_run(command: Command) -> tuple[RunDir, bool]:
