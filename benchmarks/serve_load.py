@@ -11,15 +11,15 @@ server that kept its memory after a scenario is restarted before the next. The s
 
 - ``good``: one client sending the good image, alone (the unloaded latency);
 - ``mix``: N clients, each cycling through good, junk, oversized and malformed requests;
-- ``oversized``: N clients sending only the oversized PNG, plus one client sending the
-  good image (its latency is the "under load" figure).
+- ``oversized``: N clients sending only the oversized PNG (threads of a child process),
+  plus one client sending the good image (its latency is the "under load" figure).
 
 Classes: ``good`` (a satellite JPEG, 200 expected), ``junk`` (random bytes as the file, 400),
 ``oversized`` (a single-colour 9000x9000 greyscale PNG, 81 Mpx in a small file, generated here at
 run time, never stored), ``malformed`` (multipart whose boundary does not match its body).
 Memory is the proportional set size (PSS, ``/proc/<pid>/smaps_rollup``) summed over the
 server process and all its children (HTTP server, inference worker, queue manager), sampled
-every 0.1 s; "idle" is measured after warm-up, before the first scenario. Clients are
+every 0.05 s; "idle" is measured after warm-up, before the first scenario. Clients are
 threads with raw keep-alive sockets (requests are prebuilt bytes, so the clients take
 little CPU), on the same machine as the server.
 
@@ -29,6 +29,7 @@ another interpreter, so that two versions can be compared by the same client cod
 
 import argparse
 import io
+import multiprocessing
 import os
 import signal
 import socket
@@ -50,6 +51,7 @@ from netscope.datamodules.image_cache import list_images  # noqa: E402
 CLASSES = ("good", "junk", "oversized", "malformed")
 EXPECTED = {"good": 200, "junk": 400, "oversized": 413, "malformed": 400}
 CLIENT_TIMEOUT_S = 60.0
+FORK = multiprocessing.get_context("fork")
 #: A server that kept more than this share of its idle memory after a scenario is restarted,
 #: so that every scenario starts from the same idle memory.
 RESTART_ABOVE = 1.25
@@ -156,10 +158,10 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def tree_pss(root: int) -> int:
-    """Proportional set size in bytes of ``root`` and all its descendants."""
+def tree_pss(root: int, tree: list[int] | None = None) -> int:
+    """Proportional set size in bytes of ``root`` and all its descendants (or of ``tree``)."""
     total = 0
-    for pid in process_tree(root):
+    for pid in tree or process_tree(root):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -171,30 +173,37 @@ def tree_pss(root: int) -> int:
 
 
 class MemorySampler(threading.Thread):
-    """Samples the server's memory every 0.1 s; sets ``over`` past the guard."""
+    """Samples the server's memory every 0.05 s; past the guard it kills the server at once
+    (its memory must come back before it takes the machine's) and sets ``over``."""
 
     def __init__(self, pid: int, guard_bytes: float) -> None:
         super().__init__(daemon=True)
         self.pid, self.guard = pid, guard_bytes
+        self.tree = process_tree(pid)  # fixed once the server answers /health
         self.peak = 0
-        self.over = threading.Event()
+        self.over = FORK.Event()  # seen by the load process too
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
-            self.peak = max(self.peak, tree_pss(self.pid))
+            self.peak = max(self.peak, tree_pss(self.pid, self.tree))
             if self.peak > self.guard:
+                kill_tree(self.pid)
                 self.over.set()
-            self.done.wait(0.1)
+                return
+            self.done.wait(0.05)
 
 
-def scenario(port: int, plans: list[list[str]], payloads: dict[str, bytes], count: int,
-             seconds: float, sampler: MemorySampler) -> dict[str, list[tuple[int, float]]]:
-    """Each plan is one client cycling through its classes; ``(status, seconds)`` per class."""
-    results: dict[str, list[tuple[int, float]]] = {name: [] for name in CLASSES}
+Results = dict[str, list[tuple[int, float]]]
+
+
+def run_clients(port: int, plans: list[list[str]], payloads: dict[str, bytes], count: int,
+            deadline: float, stop: "multiprocessing.synchronize.Event") -> Results:
+    """One thread per plan, each cycling through its classes on its own connection, until
+    ``count`` requests in all, ``deadline`` or ``stop``; ``(status, seconds)`` per class."""
+    results: Results = {name: [] for name in CLASSES}
     lock = threading.Lock()
     sent = 0
-    deadline = time.monotonic() + seconds
 
     def client(plan: list[str]) -> None:
         nonlocal sent
@@ -202,7 +211,7 @@ def scenario(port: int, plans: list[list[str]], payloads: dict[str, bytes], coun
         step = 0
         while True:
             with lock:
-                if sent >= count or time.monotonic() > deadline or sampler.over.is_set():
+                if sent >= count or time.monotonic() > deadline or stop.is_set():
                     break
                 sent += 1
             name = plan[step % len(plan)]
@@ -217,7 +226,34 @@ def scenario(port: int, plans: list[list[str]], payloads: dict[str, bytes], coun
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=seconds + CLIENT_TIMEOUT_S + 10)
+        thread.join(timeout=max(0.0, deadline - time.monotonic()) + CLIENT_TIMEOUT_S + 10)
+    return results
+
+
+def _load_process(sender: "multiprocessing.connection.Connection", *args: object) -> None:
+    sender.send(run_clients(*args))
+
+
+def scenario(port: int, plans: list[list[str]], load: list[list[str]], payloads: dict[str, bytes],
+             count: int, seconds: float, sampler: MemorySampler) -> Results:
+    """``plans`` as threads of this process and ``load`` as threads of a child process, so
+    that the load's threads never hold this interpreter's lock while a measured client
+    waits for it (a thread can wait up to 5 ms per switch)."""
+    deadline = time.monotonic() + seconds
+    child = None
+    if load:
+        receiver, sender = FORK.Pipe(duplex=False)
+        child = FORK.Process(target=_load_process,
+                             args=(sender, port, load, payloads, count, deadline, sampler.over), daemon=True)
+        child.start()
+    results = run_clients(port, plans, payloads, count, deadline, sampler.over)
+    if child is not None:
+        if receiver.poll(seconds + CLIENT_TIMEOUT_S + 30):
+            for name, samples in receiver.recv().items():
+                results[name] += samples
+        child.join(10)
+        if child.is_alive():
+            child.kill()
     return results
 
 
@@ -233,14 +269,15 @@ def summarize(samples: list[tuple[int, float]]) -> dict:
             "p99_ms": round(1000 * times[min(len(times) - 1, int(np.ceil(0.99 * len(times))) - 1)], 1)}
 
 
-def plans_for(kind: str, clients: int) -> list[list[str]]:
+def plans_for(kind: str, clients: int) -> tuple[list[list[str]], list[list[str]]]:
+    """The measured clients' plans and the load's (see :func:`scenario`)."""
     match kind:
         case "good":
-            return [["good"]]
+            return [["good"]], []
         case "mix":  # client i starts at class i, so every class is in flight at once
-            return [list(CLASSES[i % 4:] + CLASSES[:i % 4]) for i in range(clients)]
+            return [list(CLASSES[i % 4:] + CLASSES[:i % 4]) for i in range(clients)], []
         case "oversized":
-            return [["oversized"]] * clients + [["good"]]
+            return [["good"]], [["oversized"]] * clients
     raise ValueError(kind)
 
 
@@ -250,7 +287,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "satellite.yaml")
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "satellite"))
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--requests", type=int, default=3000, help="requests per scenario at most")
+    parser.add_argument("--scenarios", nargs="+", default=["mix", "oversized"], choices=["mix", "oversized"],
+                        help="the loaded scenarios to run (the unloaded 'good' one always runs first)")
+    parser.add_argument("--requests", type=int, default=20000, help="requests per scenario at most")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per scenario at most")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--memory_guard_gb", type=float, default=6.0,
@@ -276,7 +315,7 @@ def main() -> None:
         process, url = start_server(serve_args, log, args.startup_s, args.python, args.checkout)
         port = int(url.rsplit(":", 1)[1])
         warm = MemorySampler(process.pid, float("inf"))
-        scenario(port, [["good"]], payloads, args.warmup, args.seconds, warm)
+        scenario(port, [["good"]], [], payloads, args.warmup, args.seconds, warm)
         time.sleep(1.0)
         return process, port, tree_pss(process.pid)
 
@@ -284,14 +323,14 @@ def main() -> None:
     fresh_idle = idle
     rows = []
     try:
-        for kind, clients in [("good", 1)] + [(k, c) for k in ("mix", "oversized") for c in args.clients]:
+        for kind, clients in [("good", 1)] + [(k, c) for k in args.scenarios for c in args.clients]:
             if tree_pss(process.pid) > RESTART_ABOVE * fresh_idle:  # memory kept from the last scenario
                 stop(process)
                 process, port, idle = launch()
             sampler = MemorySampler(process.pid, guard)
             sampler.start()
             began = time.perf_counter()
-            results = scenario(port, plans_for(kind, clients), payloads, args.requests, args.seconds, sampler)
+            results = scenario(port, *plans_for(kind, clients), payloads, args.requests, args.seconds, sampler)
             sampler.done.set()
             sampler.join()
             row = {"scenario": kind, "clients": clients, "wall_s": round(time.perf_counter() - began, 2),
@@ -300,8 +339,7 @@ def main() -> None:
                    "classes": {name: summarize(samples) for name, samples in results.items() if samples}}
             rows.append(row)
             print(row, file=sys.stderr, flush=True)
-            if sampler.over.is_set():  # free the memory at once, and start afresh
-                kill_tree(process.pid)
+            if sampler.over.is_set():  # killed by the guard: start afresh
                 process.wait()
                 process, port, idle = launch()
     finally:

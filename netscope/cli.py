@@ -127,7 +127,10 @@ class NetscopeCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         if config is not None and config.get("ckpt_path"):
-            check_checkpoint(config.ckpt_path, config.model.class_path)
+            # "last" and "hpc" become the file they name, checked like any path.
+            config.ckpt_path = check_checkpoint(config.ckpt_path, config.model.class_path,
+                                                (config.get("checkpoint") or {}).get("dirpath"),
+                                                config.trainer.get("default_root_dir"))
         super()._parse_ckpt_path()
     @staticmethod
     def subcommands() -> dict[str, set[str]]:

@@ -262,14 +262,16 @@ def test_mangled_requests_never_get_a_5xx(image_port):
 
 
 def test_decodes_wait_for_a_slot_and_are_told_to_retry_when_none_frees():
-    """No slot (size 0) ever frees: a good image gets 503 with Retry-After after the wait,
-    while refusals that need no decode (over the cap, not an image) do not wait for one."""
-    for port in serving(IMAGE, max_bytes=2**20, max_pixels=MAX_PIXELS, decode_slots=0, decode_wait_s=0.2):
-        status, headers, answer = exchange(port, request(multipart(png(8, 8)), key=None))
+    """No slot (size 0) ever frees: a body gets 503 with Retry-After after the wait, while
+    the checks made before a body is read (key, type, declared size) need no slot."""
+    for port in serving(IMAGE, max_bytes=2**20, max_pixels=MAX_PIXELS, decode_slots=0, decode_wait_s=0.2,
+                        api_key=KEY):
+        status, headers, answer = exchange(port, request(multipart(png(8, 8))))
         assert status == 503 and headers["retry-after"] == "1", answer
         assert "retry" in json.loads(answer)["detail"]
-        assert exchange(port, request(multipart(png_header(9000, 9000)), key=None))[0] == 413
-        assert exchange(port, request(multipart(b"not an image"), key=None))[0] == 400
+        assert exchange(port, request(multipart(png(8, 8)), key=None))[0] == 401
+        assert exchange(port, request(b"x", "image/png"))[0] == 415
+        assert exchange(port, request(None, length=2 * 2**20))[0] == 413
 
 
 def test_decode_slots_bound_the_decodes_at_once():

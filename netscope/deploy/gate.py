@@ -10,9 +10,14 @@ the decoded input (:func:`netscope.deploy.decode.to_wire`).
 
 The order is the cheap checks first: the key and the headers (before a byte of the body is
 read; such a refusal closes the connection, so the unread body is never waited for), the
-body's size while it arrives, the image's header (:func:`decode.probe_image`: an image
-over the pixel cap is refused without being decoded), and only then the decode itself, of
-which at most ``decode_slots`` run at once (:class:`DecodeSlots`).
+body's size while it arrives; then, holding one of ``decode_slots`` slots
+(:class:`DecodeSlots`), the form or JSON, the image's header (:func:`decode.probe_image`:
+an image over the pixel cap is refused without being decoded) and the decode itself.
+
+Why the slot covers all the work on a body, not only the decode: under a flood of requests
+that are each cheap to refuse, work done at once by many threads contends for the one
+interpreter lock, and a good request waits behind all of it (measured in docs/deploy.md,
+"Load and faults"). Reading the body stays outside the slot, so that a slow client holds none.
 """
 
 import asyncio
@@ -42,8 +47,8 @@ RETRY_AFTER_S = 1
 
 
 class DecodeSlots:
-    """At most ``size`` decodes at once (each can take the memory of a full-size image);
-    a request that finds no slot within ``wait_s`` seconds gets 503 with ``Retry-After``."""
+    """At most ``size`` requests decoded at once (each can take the memory of a full-size
+    image); one that finds no slot within ``wait_s`` seconds gets 503 with ``Retry-After``."""
 
     def __init__(self, size: int, wait_s: float = DECODE_WAIT_S) -> None:
         self.size = size
@@ -146,15 +151,15 @@ class InputGate:
         """The decoded input of one request, or :class:`BadInput`."""
         if not body:
             raise BadInput(400, f"the body is empty: {USAGE}")
-        if content_type == "application/json":
-            parsed = await run_in_threadpool(parse_json, body, self.spec)
-            if not isinstance(parsed, bytes):
-                return parsed  # a vector: nothing to decode
-            data = parsed
-        else:
-            data = await self._form_file(scope, body)
-        await run_in_threadpool(probe_image, data, self.spec, self.max_pixels)
         async with self.slots.slot():
+            if content_type == "application/json":
+                parsed = await run_in_threadpool(parse_json, body, self.spec)
+                if not isinstance(parsed, bytes):
+                    return parsed  # a vector: nothing to decode
+                data = parsed
+            else:
+                data = await self._form_file(scope, body)
+            await run_in_threadpool(probe_image, data, self.spec, self.max_pixels)
             return await run_in_threadpool(decode_image, data, self.spec, self.max_pixels)
 
     async def _body(self, receive: Receive) -> bytes:
