@@ -81,7 +81,8 @@ def scan_class_folder(
         folder = root / name
         listing = scan_images(folder) if folder.is_dir() else None
         if listing is None or not listing.files:
-            unusable = "; ".join(f"{path} ({why})" for path, why in list((listing.skipped if listing else {}).items())[:3])
+            skipped_here = list(listing.skipped.items())[:3] if listing else []
+            unusable = "; ".join(f"{path} ({why})" for path, why in skipped_here)
             raise UserError(f"The class folder '{folder}' has no images ({', '.join(IMAGE_EXTENSIONS)})"
                             + (f" that can be read: {unusable}" if unusable else "")
                             + ". Add images to it or remove the folder.")

@@ -118,7 +118,9 @@ def _why_not(entry: os.DirEntry, path: Path, recursive: bool) -> str | None:
     if stat.S_ISDIR(mode):
         if recursive:
             return "folder"
-        return "a folder, not an image file (sub-folders of a class folder are not read)" if looks_like_image else None
+        if not looks_like_image:
+            return None
+        return "a folder, not an image file (sub-folders of a class folder are not read)"
     if not looks_like_image:
         return None
     if not stat.S_ISREG(mode):

@@ -58,7 +58,9 @@ def resolve_checkpoint(path: str, checkpoint_dir: str | os.PathLike | None = Non
     match path:
         case "last":
             folder = Path(checkpoint_dir) if checkpoint_dir else None
-            found = sorted(folder.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime) if folder and folder.is_dir() else []
+            found = []
+            if folder and folder.is_dir():  # Lightning takes the newest: last.ckpt, last-v1.ckpt, ...
+                found = sorted(folder.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
             if not found:
                 where = (f"'{folder}' (--checkpoint.dirpath) has no last*.ckpt" if folder else
                          "a new run starts with an empty checkpoints/ folder, so there is none")

@@ -261,7 +261,8 @@ def test_a_class_folder_of_unreadable_entries_only_says_why(tmp_path):
     for file in (root / "gamma").iterdir():
         file.unlink()
     os.symlink("loop.png", root / "gamma" / "loop.png")
-    with pytest.raises(UserError, match=r"'.*gamma' has no images .* that can be read: .*loop\.png \(a symbolic link that loops"):
+    with pytest.raises(UserError, match=r"'.*gamma' has no images .* that can be read: "
+                                        r".*loop\.png \(a symbolic link that loops"):
         ImageFolderDataModule(str(root))
 
 

@@ -18,13 +18,15 @@ Why the slot covers all the work on a body, not only the decode: under a flood o
 that are each cheap to refuse, work done at once by many threads contends for the one
 interpreter lock, and a good request waits behind all of it (measured in docs/deploy.md,
 "Load and faults"). Reading the body stays outside the slot, so that a slow client holds none.
+The header is read on the event loop, without a thread (see :meth:`InputGate.read`).
 """
 
 import asyncio
 import hmac
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
@@ -159,7 +161,10 @@ class InputGate:
                 data = parsed
             else:
                 data = await self._form_file(scope, body)
-            await run_in_threadpool(probe_image, data, self.spec, self.max_pixels)
+            # The header is read here, not in a thread: it takes microseconds (at most one
+            # pass over a body within --max_request_mb), while a hop to a thread and back
+            # waits for the interpreter lock, up to 5 ms a time, behind a busy event loop.
+            probe_image(data, self.spec, self.max_pixels)
             return await run_in_threadpool(decode_image, data, self.spec, self.max_pixels)
 
     async def _body(self, receive: Receive) -> bytes:
