@@ -4,9 +4,19 @@
 the installed ``netscope`` command runs the same function.
 """
 
-from netscope.main import main
+import sys
 
-__all__ = ["main"]
+
+def main(args: list[str] | None = None) -> None:
+    """Run netscope's command line (see :func:`netscope.main.main`)."""
+    from netscope.main import main as run  # imported here: Ctrl+C while loading is one line
+
+    run(args)
+
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("netscope: interrupted (Ctrl+C)", file=sys.stderr)
+        sys.exit(130)

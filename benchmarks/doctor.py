@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from netscope.callbacks.doctor import Doctor
+from netscope.core.rundir import RunDir
 from PIL import Image
 
 from benchmarks.zoo import CONFIGS, SHARED_DATA, ZOO, Case, arguments, mnist
-from netscope.callbacks.doctor import Doctor
 from netscope.cli import DEFAULTS_FILE, NetscopeCLI
 from netscope.main import main
 
@@ -54,7 +55,7 @@ def run_case(case: Case, root: Path, cifar: Path | None = None) -> dict:
     main([*arguments(case, SHARED_DATA, cifar), "--trainer.default_root_dir", str(root)])
     wall = time.perf_counter() - started
     run_dir = sorted(set(root.iterdir()) - before)[-1]
-    summary = json.loads((run_dir / "metrics.json").read_text())
+    summary = RunDir(run_dir).summary() or {}
     findings = summary.get("findings", [])
     serious = [f for f in findings if f["severity"] in ("warning", "error")]
     row = {"case": case.name, "expected": case.code, "expected_where": case.where,

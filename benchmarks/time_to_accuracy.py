@@ -10,7 +10,7 @@ Arguments after ``--`` go to ``main.py`` unchanged. The run gets one extra callb
 ``time/elapsed_s`` (seconds since launch), ``time/train_s`` (seconds since training
 started: no start-up, data decoding or final test) and ``time/images_seen`` (training
 images counted batch by batch, not estimated). The curve is read back from the run's files
-through :func:`core.history.read_history`, the final numbers from its ``metrics.json``.
+through :meth:`core.rundir.RunDir.history`, the final numbers from its ``metrics.json``.
 """
 
 import argparse
@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
-
-from netscope.core.history import History, read_history  # noqa: E402
+from netscope.core.history import History  # noqa: E402
+from netscope.core.rundir import RunDir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "cifar.yaml"
@@ -107,8 +107,8 @@ def main() -> None:
     if returncode or len(created) != 1:
         sys.exit(f"the run failed (exit status {returncode}); see its output above")
     run_dir = created[0]
-    summary = json.loads((run_dir / "metrics.json").read_text())
-    curve = epoch_curve(read_history(run_dir))
+    summary = RunDir(run_dir).summary() or {}
+    curve = epoch_curve(RunDir(run_dir).history())
     last = curve[-1] if curve else {}
     train_s = last.get("train_s")
     result = {

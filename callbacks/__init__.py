@@ -1,12 +1,16 @@
 """Callbacks: the run summary, console output, and the diagnostics that look inside training.
 
 Every diagnostic is one callback with one job, configured by its constructor, so a config
-lists them under ``trainer.callbacks`` (``class_path: callbacks.GradientNorms``).
+lists them under ``trainer.callbacks`` (``class_path: GradientNorms``, or
+``netscope.callbacks.GradientNorms``); a plain Lightning script takes them all with
+``Trainer(callbacks=default_callbacks())``.
 """
 
 from netscope.callbacks.activations import ActivationStatistics
 from netscope.callbacks.checkpoint import FiniteModelCheckpoint
 from netscope.callbacks.console import EpochLinePrinter
+from netscope.callbacks.defaults import default_callbacks
+from netscope.callbacks.diagnostic import Diagnostic
 from netscope.callbacks.divergence import DivergenceGuard
 from netscope.callbacks.doctor import Doctor
 from netscope.callbacks.evaluation_report import EvaluationReport
@@ -22,6 +26,7 @@ from netscope.callbacks.weight_norms import WeightNorms
 
 __all__ = [
     "ActivationStatistics",
+    "Diagnostic",
     "DivergenceGuard",
     "Doctor",
     "EpochLinePrinter",
@@ -36,4 +41,5 @@ __all__ = [
     "RunSummary",
     "TrainingFigures",
     "WeightNorms",
+    "default_callbacks",
 ]

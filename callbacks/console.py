@@ -1,10 +1,12 @@
 """What a run prints while it trains: one line per epoch for logs that are not a
-terminal (CI, clusters), and the model summary without its empty FLOPs column.
+terminal (CI, clusters), the model summary without its empty FLOPs column, and
+:func:`say`, the one way netscope's callbacks print a message during a fit.
 
 A progress bar redrawn with carriage returns turns a log file into noise; the epoch
 printer writes one readable line per epoch instead.
 """
 
+import sys
 import time
 from typing import Any
 
@@ -16,6 +18,18 @@ from lightning.pytorch.utilities.model_summary.model_summary import (
     get_formatted_model_size,
     get_human_readable_count,
 )
+
+
+def say(text: str) -> None:
+    """Print ``text`` so that it stays on screen: through the console of a live progress bar
+    (rich prints it above the bar, which is then redrawn below it), else to stdout."""
+    from rich import get_console
+
+    console = get_console()
+    if console.is_terminal:  # the console a RichProgressBar draws on (rich's global one)
+        console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    else:
+        print(text, file=sys.stdout, flush=True)
 
 
 class EpochLinePrinter(Callback):

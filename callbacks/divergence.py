@@ -8,11 +8,12 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT
-from torch import nn
-
-from netscope.callbacks.cadence import logger_step
+from netscope.callbacks.board import Board
+from netscope.core.compat import logger_step
 from netscope.core.errors import UserError
-from netscope.doctor.findings import Finding, add_findings
+from netscope.doctor.findings import Finding
+from netscope.models.wrapped import inspected
+from torch import nn
 
 #: The logged families kept for the forensics of a divergence.
 FORENSICS = ("update_ratio/", "grad_norm/", "act_mean/", "act_std/")
@@ -26,7 +27,7 @@ class DivergenceGuard(Callback):
     The loss of the first batch is always read: it is the reference for ``loss_factor``.
     When a gradient is NaN/inf, the loss is NaN/inf, or the loss exceeds ``loss_factor``
     times the first loss checked, the guard sets ``trainer.should_stop`` and adds a
-    ``diverged`` finding to the run's ``findings.json`` (``metrics.json`` then reads
+    ``diverged`` finding to the run's findings (``metrics.json`` then reads
     ``status: diverged`` with its reason); the process ends normally (exit 0) and the test
     after fit is skipped. The finding's evidence holds the forensics: the last few values
     the diagnostics logged for the failing layer (update ratio, gradient norm, activation
@@ -58,20 +59,25 @@ class DivergenceGuard(Callback):
         self.initial_loss: float | None = None
         self.batch: Any = None
         self.stopped = False
-        # The diagnostics' latest logged values at each check (references, no copies), for
-        # the forensics; a few logging steps are enough to show the run breaking.
-        self.recent: deque[tuple[int, dict[str, torch.Tensor]]] = deque(maxlen=4)
+        # The diagnostics' values logged since the previous check, for the forensics; a few
+        # logging steps are enough to show the run breaking.
+        self.recent: deque[tuple[int, dict[str, float]]] = deque(maxlen=4)
+        self.seen: dict[str, int] = {}
+        self.board: Board | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.board = Board.of(trainer)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.initial_loss, self.stopped = None, False
         self.recent.clear()
+        self.seen = {}
 
     def remember(self, trainer: Trainer) -> None:
         """Keep the diagnostics' values logged since the last check."""
-        logged = {n: v for n, v in trainer.callback_metrics.items() if n.startswith(FORENSICS)}
-        last = self.recent[-1][1] if self.recent else {}
-        if logged and any(last.get(n) is not v for n, v in logged.items()):
-            self.recent.append((logger_step(trainer), logged))
+        fresh = self.board.since(self.seen, FORENSICS) if self.board is not None else {}
+        if fresh:
+            self.recent.append((logger_step(trainer), fresh))
 
     def due(self, trainer: Trainer) -> bool:
         return not self.stopped and (logger_step(trainer) + 1) % self.check_every_n_steps == 0
@@ -106,12 +112,13 @@ class DivergenceGuard(Callback):
         if self.initial_loss is None and math.isfinite(value):
             self.initial_loss = value
         if not math.isfinite(value):
-            bad = next((n for n, p in pl_module.named_parameters() if not p.isfinite().all()), None)
+            bad = next((n for n, p in inspected(pl_module).named_parameters()
+                        if not p.isfinite().all()), None)
             where, text = (bad, f"first non-finite weights in {bad}") if bad else \
-                largest_gradient(pl_module)
+                largest_gradient(inspected(pl_module))
             reason = where, f"non-finite loss ({value}); {text}"
         elif self.initial_loss and value > self.loss_factor * self.initial_loss > 0:
-            where, text = largest_gradient(pl_module)
+            where, text = largest_gradient(inspected(pl_module))
             reason = where, (f"loss {value:.4g} exceeded {self.loss_factor:g} x the initial loss "
                              f"{self.initial_loss:.4g}; {text}")
         self.decide(trainer, pl_module, reason)
@@ -126,17 +133,16 @@ class DivergenceGuard(Callback):
         step = logger_step(trainer)
         self.stopped = trainer.should_stop = True
         rank_zero_info(f"Training diverged and was stopped: step {step}: {text}")
-        if trainer.is_global_zero:
-            finding = Finding(
-                "diverged", "error", where, step,
-                f"training diverged ({text}) and the divergence guard stopped it; try a "
-                f"smaller learning rate, gradient clipping or a learning-rate warm-up",
-                {"reason": text, **forensics(pl_module, where, list(self.recent))})
-            add_findings(trainer.default_root_dir, [finding])
+        finding = Finding(
+            "diverged", "error", where, step,
+            f"training diverged ({text}) and the divergence guard stopped it; try a "
+            f"smaller learning rate, gradient clipping or a learning-rate warm-up",
+            {"reason": text, **forensics(inspected(pl_module), where, list(self.recent))})
+        (self.board or Board.of(trainer)).add_findings([finding])
 
 
 def forensics(module: nn.Module, where: str,
-              recent: list[tuple[int, dict[str, torch.Tensor]]]) -> dict[str, Any]:
+              recent: list[tuple[int, dict[str, float]]]) -> dict[str, Any]:
     """The last logged values around ``where`` (a layer or parameter): the update ratio and
     gradient norm of its weight, and the mean and std of the activation layer after it."""
     names = [name for name, _ in module.named_modules()]
@@ -172,7 +178,8 @@ def locate(trainer: Trainer, pl_module: LightningModule, batch: Any) -> tuple[st
         return check
 
     buffers = {name: b.clone() for name, b in pl_module.named_buffers()}
-    handles = [m.register_forward_hook(hook(n)) for n, m in pl_module.named_modules() if n]
+    handles = [m.register_forward_hook(hook(n))
+               for n, m in inspected(pl_module).named_modules() if n]
     try:
         with trainer.precision_plugin.forward_context():
             pl_module(batch[0] if isinstance(batch, (list, tuple)) else batch)
@@ -185,12 +192,12 @@ def locate(trainer: Trainer, pl_module: LightningModule, batch: Any) -> tuple[st
             buffer.copy_(buffers[name])
     if found:
         return found[0][0], f"the forward pass first produced non-finite values in {found[0][1]}"
-    named = list(pl_module.named_parameters())
+    named = list(inspected(pl_module).named_parameters())
     backwards = [n for n, p in reversed(named)
                  if p.grad is not None and not p.grad.isfinite().all()]
     if backwards:
         return backwards[0], f"first non-finite gradient in {backwards[0]}, counting back from the loss"
-    where, text = largest_gradient(pl_module)
+    where, text = largest_gradient(inspected(pl_module))
     return where, f"the gradient norm overflowed; {text}"
 
 

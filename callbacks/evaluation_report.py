@@ -13,6 +13,10 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
+from netscope.callbacks.board import Board
+from netscope.callbacks.logging_sinks import log_figure
+from netscope.core.task import class_names
+from netscope.figures.evaluation import draw_confusion
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassConfusionMatrix,
@@ -20,10 +24,6 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
-
-from netscope.callbacks.logging_sinks import log_figure
-from netscope.core.task import class_names
-from netscope.figures.evaluation import draw_confusion
 
 COLUMNS = ["class", "precision", "recall", "f1", "support"]
 
@@ -80,19 +80,20 @@ class EvaluationReport(Callback):
 
     # ------------------------------------------------------------------ rank zero
     def _write(self, trainer: Trainer, values: dict[str, torch.Tensor]) -> None:
-        run_dir = Path(trainer.default_root_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run = Board.of(trainer).run
+        run.path.mkdir(parents=True, exist_ok=True)
         rows = self.table(values)
-        with open(run_dir / f"{self.prefix}_per_class.csv", "w", newline="") as file:
+        per_class = run.report(self.prefix, "per_class")
+        with open(per_class, "w", newline="") as file:
             csv.writer(file).writerows([COLUMNS, *rows])
         confusion = values["confusion"].long()
-        with open(run_dir / f"{self.prefix}_confusion_matrix.csv", "w", newline="") as file:
+        with open(run.report(self.prefix, "confusion_matrix"), "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(["true \\ predicted", *self.class_names])
             writer.writerows([name, *row] for name, row in zip(self.class_names, confusion.tolist()))
-        png = draw_confusion(run_dir, self.prefix)
+        png = draw_confusion(run.path, self.prefix)
         self._log(trainer, rows, png)
-        rank_zero_info(f"Per-class {self.prefix} report: {run_dir / f'{self.prefix}_per_class.csv'}, {png}")
+        rank_zero_info(f"Per-class {self.prefix} report: {per_class}, {png}")
 
     def table(self, values: dict[str, torch.Tensor]) -> list[list[Any]]:
         """Rows of ``class, precision, recall, f1, support``, then the macro and weighted averages."""

@@ -1,17 +1,16 @@
 """End-of-fit figures, drawn from the run's own files and sent to the loggers."""
 
-from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_info
-
-from netscope.callbacks.cadence import logger_step
+from netscope.callbacks.board import Board
 from netscope.callbacks.logging_sinks import log_figure
-from netscope.core.files import write_json
-from netscope.figures.run import LAYERS_FILE, draw_training
-from netscope.models.activations import ACTIVATION_TYPES
+from netscope.core.compat import logger_step
+from netscope.doctor.measures import probe_layers, weight_layers
+from netscope.figures.run import draw_training
+from netscope.models.wrapped import inspected
 
 
 class TrainingFigures(Callback):
@@ -38,7 +37,7 @@ class TrainingFigures(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.is_global_zero:
-            write_json(Path(trainer.default_root_dir) / LAYERS_FILE, model_layers(pl_module))
+            Board.of(trainer).run.write_layers(model_layers(pl_module))
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -46,7 +45,7 @@ class TrainingFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, CSVLogger):
                 logger.save()  # the history on disk is complete before it is read
-        paths = draw_training(trainer.default_root_dir, self.dpi)
+        paths = draw_training(Board.of(trainer).run.path, self.dpi)
         for name, path in paths.items():
             log_figure(trainer, f"figures/{name}", path, logger_step(trainer))
         if paths:
@@ -54,13 +53,10 @@ class TrainingFigures(Callback):
 
 
 def model_layers(module: torch.nn.Module) -> dict[str, dict[str, str]]:
-    """The model's activation layers and layers with a weight matrix or kernel (Linear,
-    Conv, ...), each ``{qualified name: class name}`` in the order they were built."""
-    activations, weights = {}, {}
-    for name, child in module.named_modules():
-        if isinstance(child, ACTIVATION_TYPES):
-            activations[name] = type(child).__name__
-        weight = getattr(child, "weight", None)
-        if isinstance(weight, torch.nn.Parameter) and weight.dim() >= 2:
-            weights[name] = type(child).__name__
-    return {"activations": activations, "weights": weights}
+    """The layers the activation statistics measure (activation modules, or weight layers
+    for activations written as functions) and the layers with a weight matrix or kernel
+    (Linear, Conv, ...), each ``{qualified name: class name}`` in the order they were built."""
+    target = inspected(module)
+    _, measured = probe_layers(target)
+    return {"activations": {name: type(layer).__name__ for name, layer in measured.items()},
+            "weights": {name: type(layer).__name__ for name, layer in weight_layers(target).items()}}

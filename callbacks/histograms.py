@@ -1,13 +1,13 @@
 """Histograms of every parameter and its gradient: ``weights/<param>`` and ``grads/<param>``."""
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
-
-from netscope.callbacks.cadence import is_due, is_epoch_end, logger_step, resolve_interval
+from lightning.pytorch import LightningModule, Trainer
+from netscope.callbacks.diagnostic import Diagnostic, is_epoch_end
 from netscope.callbacks.logging_sinks import DEFAULT_BINS, log_histograms
+from netscope.core.compat import logger_step
 
 
-class ParameterHistograms(Callback):
+class ParameterHistograms(Diagnostic):
     """Log the distribution of each parameter's values and of its gradient.
 
     Taken in ``on_before_optimizer_step``, where the gradient of the step is complete and
@@ -25,22 +25,17 @@ class ParameterHistograms(Callback):
             on_epoch_end: also log on the last training batch of every epoch.
             bins: bins per histogram (W&B takes at most 512).
         """
-        self.every_n_steps = every_n_steps
+        super().__init__(every_n_steps)
         self.on_epoch_end = on_epoch_end
         self.bins = bins
-        self.every = 0
-
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.every = resolve_interval(trainer, self.every_n_steps,
-                                      f"{type(self).__name__}.every_n_steps")
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         epoch_end = self.on_epoch_end and is_epoch_end(trainer)
-        if not (epoch_end or is_due(trainer, self.every)):
+        if not (epoch_end or self.is_due(trainer)):
             return
         tensors: dict[str, torch.Tensor] = {}
-        for name, parameter in pl_module.named_parameters():
+        for name, parameter in self.target(pl_module).named_parameters():
             if not parameter.requires_grad:
                 continue
             tensors[f"weights/{name}"] = parameter

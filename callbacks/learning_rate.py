@@ -1,12 +1,10 @@
 """The learning rate (and a scheduled momentum) as the run sees it: ``lr``, ``momentum``."""
 
-from lightning.pytorch import Callback, LightningModule, Trainer
-
-from netscope.callbacks.cadence import is_due, logger_step
-from netscope.callbacks.logging_sinks import log_scalars
+from lightning.pytorch import LightningModule, Trainer
+from netscope.callbacks.diagnostic import Diagnostic
 
 
-class LearningRate(Callback):
+class LearningRate(Diagnostic):
     """Log ``lr`` every ``trainer.log_every_n_steps`` (``lr/pg<i>`` per parameter group
     when there are several), and ``momentum`` (SGD's, or Adam's first beta) when a schedule
     cycles it, as ``OneCycleLR`` can.
@@ -18,7 +16,7 @@ class LearningRate(Callback):
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: object,
                              batch_idx: int) -> None:
-        if not trainer.optimizers or not is_due(trainer, trainer.log_every_n_steps):
+        if not trainer.optimizers or not self.is_due(trainer):
             return
         groups = trainer.optimizers[0].param_groups
         cycled = any(getattr(config.scheduler, "cycle_momentum", False)
@@ -31,4 +29,4 @@ class LearningRate(Callback):
                 momentum = group.get("momentum", group.get("betas", (None,))[0])
                 if momentum is not None:
                     metrics[f"momentum{suffix}"] = float(momentum)
-        log_scalars(trainer, metrics, logger_step(trainer))
+        self.log_values(trainer, metrics)

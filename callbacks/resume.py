@@ -6,15 +6,22 @@ datamodule's ``state_dict``, but not the global random generators (dropout, augm
 whatever a model draws). Without them a resumed fit drifts from the uninterrupted one.
 """
 
+import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
+from netscope.callbacks.run_summary import is_interruption
+from netscope.models.wrapped import inspected
+
+
+#: Where netscope's checkpoints record the class of the model they hold (the user's network
+#: for a wrapped ``nn.Module``), for ``netscope.checkpoints.check_checkpoint``.
+MODEL_CLASS_KEY = "netscope_model_class"
 
 
 class ResumeState(Callback):
@@ -32,28 +39,26 @@ class ResumeState(Callback):
         self._restored: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        # Lightning's own collector (the same one Fabric uses): all devices' CUDA states too.
-        states = _collect_rng_states()
-        if "numpy" in states:  # as tensors and numbers: checkpoints load with weights_only
-            kind, keys, *rest = states["numpy"]
-            states["numpy"] = (kind, torch.from_numpy(keys.astype(np.int64)), *rest)
-        return {"rng": states}
+        return {"rng": rng_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        states = dict(state_dict.get("rng") or {})
-        if "numpy" in states:
-            kind, keys, *rest = states["numpy"]
-            states["numpy"] = (kind, keys.numpy().astype(np.uint32), *rest)
-        self._restored = states or None
+        self._restored = dict(state_dict.get("rng") or {}) or None
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        # which class the weights are for, so that a command refuses another model's
+        # checkpoint with a message (netscope.checkpoints.check_checkpoint)
+        model = inspected(pl_module)
+        checkpoint[MODEL_CLASS_KEY] = f"{type(model).__module__}.{type(model).__qualname__}"
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._restored is not None:
-            _set_rng_states(self._restored)
+            set_rng_states(self._restored)
             self._restored = None
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule,
                      exception: BaseException) -> None:
-        if not _is_interruption(exception) or trainer.state.fn != "fit":
+        if not is_interruption(exception) or trainer.state.fn != "fit":
             return
         checkpoint = trainer.checkpoint_callback
         if not isinstance(checkpoint, ModelCheckpoint) or not checkpoint.dirpath:
@@ -67,6 +72,29 @@ class ResumeState(Callback):
             rank_zero_warn(f"Could not write {path} on interruption: {error}")
 
 
-def _is_interruption(exception: BaseException) -> bool:
-    """Ctrl+C, or Lightning's SIGTERM handling (a scheduler stopping the job)."""
-    return isinstance(exception, KeyboardInterrupt) or type(exception).__name__ == "SIGTERMException"
+def rng_states() -> dict[str, Any]:
+    """The global random generators' states (torch, every CUDA device, numpy, Python), as
+    tensors and numbers so that checkpoints load with ``weights_only``."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["torch.cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Put back what :func:`rng_states` took."""
+    if "torch" in states:
+        torch.set_rng_state(states["torch"])
+    if "torch.cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch.cuda"])
+    if "numpy" in states:
+        kind, keys, *rest = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    if "python" in states:
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))

@@ -2,9 +2,9 @@
 
 This is the one reader of a run's data. During a fit, callbacks that need the values
 logged so far (the doctor's rules) record them into a :class:`History`; after it, figures,
-reports, studies and benchmarks read the same series back from ``csv/metrics.csv``, which
-every run writes (Lightning's CSVLogger: one column per metric, one sparse row per logging
-call; a metric logged per step and per epoch appears as ``<name>_step`` and
+reports, studies and benchmarks read the same series back from ``csv/metrics.csv``
+(through :meth:`core.rundir.RunDir.history`), which every run writes (Lightning's
+CSVLogger: one column per metric, one sparse row per logging call; a metric logged per step and per epoch appears as ``<name>_step`` and
 ``<name>_epoch``, and is read under the plain name for the step values).
 """
 
@@ -13,8 +13,6 @@ import math
 import os
 from collections import defaultdict
 from pathlib import Path
-
-CSV_PATH = Path("csv") / "metrics.csv"
 
 
 class History:
@@ -50,13 +48,13 @@ class History:
         return any(self.values.values())
 
 
-def read_history(run_dir: str | os.PathLike) -> History:
-    """The history in ``<run_dir>/csv/metrics.csv`` (empty when the run has none).
+def read_history(path: str | os.PathLike) -> History:
+    """The history in the CSV file ``path`` (empty when there is none).
 
     Non-finite values are kept (a diverged run ends in NaN or inf); see :func:`finite`.
     """
     history = History()
-    path = Path(run_dir) / CSV_PATH
+    path = Path(path)
     if not path.exists():
         return history
     with path.open(newline="") as file:

@@ -12,10 +12,14 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
-
 from netscope.core.errors import UserError
 from netscope.core.task import Task
-from netscope.datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
+from netscope.datamodules.augment import (
+    alternating_flip,
+    random_cutout,
+    random_flip,
+    random_translate,
+)
 from netscope.datamodules.loader import TensorLoader
 from netscope.datamodules.splits import split_indices
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from netscope.core.errors import UserError
 from netscope.datamodules.augment import random_flip
 from netscope.datamodules.base import FlipMode, ImageDataModule, Split

@@ -1,19 +1,15 @@
 """The doctor's verdicts: one :class:`Finding` per problem, in the contract's shape.
 
-A run keeps its findings in ``findings.json`` in its run directory: the doctor and the
-divergence guard each add theirs (:func:`add_findings`), ``metrics.json`` copies them under
-``findings``, and ``python -m doctor RUN_DIR`` prints them. A file, not an attribute, so no
-callback reads another's state.
+During a fit the doctor and the divergence guard add theirs to the trainer's shared
+:class:`callbacks.board.Board`, which keeps them in the run's ``findings.json``;
+``metrics.json`` copies them under ``findings``, and ``python -m doctor RUN_DIR`` prints them.
 """
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from netscope.core.files import write_json
+from netscope.core.rundir import RunDir
 
 Code = Literal[
     "bad_initial_loss", "vanishing_gradients", "exploding_gradients", "dead_units",
@@ -22,7 +18,6 @@ Code = Literal[
 ]
 Severity = Literal["error", "warning", "info"]
 
-FILENAME = "findings.json"
 _RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -71,38 +66,38 @@ def merge(known: list[Finding], new: list[Finding]) -> list[Finding]:
     return sorted(merged.values(), key=lambda f: (_RANK[f.severity], f.step))
 
 
-def is_healthy(findings: list[Finding]) -> bool:
-    """No ``warning`` or ``error``."""
-    return all(finding.severity == "info" for finding in findings)
-
-
-def console_block(findings: list[Finding], title: str) -> str:
-    """The console block: a title line, then one line per finding, or ``no findings``."""
+def console_block(findings: list[Finding], title: str, coverage: Any = None) -> str:
+    """The console block: a title line, one line per finding, and what was checked and not
+    (``coverage``: a :class:`doctor.coverage.Coverage`). "No findings" is only ever said
+    together with the checks it is about."""
+    covered = f"  ({coverage.summary()})" if coverage is not None else ""
     if not findings:
-        return f"Doctor ({title}): no findings"
+        if coverage is not None and not coverage.checked:
+            return f"Doctor ({title}): nothing could be checked{covered}"
+        return f"Doctor ({title}): no findings{covered}"
     counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in _RANK
                        if any(f.severity == s for f in findings))
-    return "\n".join([f"Doctor ({title}): {counts}", *(f.line() for f in findings)])
+    lines = [f"Doctor ({title}): {counts}", *(f.line() for f in findings)]
+    if coverage is not None:
+        lines.append(f"  {coverage.summary()}")
+    return "\n".join(lines)
 
 
-def read_findings(run_dir: str | os.PathLike) -> list[Finding]:
-    """The findings in ``<run_dir>/findings.json`` (empty when there is none)."""
-    path = Path(run_dir) / FILENAME
-    if not path.exists():
-        return []
-    return [Finding.from_dict(record) for record in json.loads(path.read_text())]
+def gate(findings: list[Finding], fail_on: str) -> bool:
+    """Whether ``findings`` hold one at ``fail_on``'s severity or graver (``never``: no)."""
+    if fail_on not in _RANK:
+        return False
+    return any(_RANK[f.severity] <= _RANK[fail_on] for f in findings)
 
 
-def add_findings(run_dir: str | os.PathLike, findings: list[Finding]) -> list[Finding]:
-    """Merge ``findings`` into ``<run_dir>/findings.json`` (written atomically); return all."""
-    merged = merge(read_findings(run_dir), findings)
-    write_json(Path(run_dir) / FILENAME, [f.to_dict() for f in merged])
-    return merged
+def read_findings(run: RunDir) -> list[Finding]:
+    """The findings a run recorded in its ``findings.json`` (empty when there is none)."""
+    return [Finding.from_dict(record) for record in run.findings()]
 
 
-def write_findings(run_dir: str | os.PathLike, findings: list[Finding]) -> None:
-    """Replace ``<run_dir>/findings.json`` with ``findings`` (written atomically)."""
-    write_json(Path(run_dir) / FILENAME, [f.to_dict() for f in findings])
+def save_findings(run: RunDir, findings: list[Finding]) -> None:
+    """Replace the run's ``findings.json`` with ``findings``."""
+    run.write_findings([f.to_dict() for f in findings])
 
 
 def _jsonable(value: Any) -> Any:

@@ -26,6 +26,9 @@ class Context:
         num_classes: classes (for the chance loss).
         activations: activation layers, input to output, with their class names.
         weights: weight parameters (matrices and kernels), input to output.
+        probe: where activations are measured: ``activations`` (activation modules) or
+            ``pre_activations`` (the weight layers' outputs, for activations written as
+            functions; see :mod:`doctor.measures`).
         fixed_step: weights whose step size the optimizer sets relative to their norm,
             whatever the gradient (``models.MuonSGD``'s orthogonalized filters move by about
             ``muon_lr`` of their size per step by design): the update-ratio rules, whose
@@ -33,17 +36,18 @@ class Context:
     """
 
     task: str = "classification"
-    num_classes: int = 10
+    num_classes: int | None = 10
     activations: dict[str, str] = field(default_factory=dict)
     weights: list[str] = field(default_factory=list)
     fixed_step: list[str] = field(default_factory=list)
+    probe: str = "activations"
 
     @property
     def chance_loss(self) -> float | None:
         """The loss of a uniform guess: ln C, ln 2 for a binary task, none for regression."""
         match self.task:
             case "classification":
-                return math.log(self.num_classes) if self.num_classes > 1 else None
+                return math.log(self.num_classes) if (self.num_classes or 0) > 1 else None
             case "binary":
                 return math.log(2)
             case _:
@@ -59,7 +63,8 @@ class Context:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> "Context":
-        return cls(**record)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in record.items() if k in known})
 
 
 Rule = Callable[[History, Context, Thresholds, int], list[Finding]]

@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from netscope.core.rundir import RunDir
 from netscope.figures.run import draw_run
 
 
@@ -14,9 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     status = 0
     for run_dir in args.run_dirs:
-        if not (run_dir / "csv").is_dir() and not (run_dir / "metrics.json").exists():
-            print(f"figures: {run_dir} is not a netscope run directory (no csv/ or "
-                  f"metrics.json in it).", file=sys.stderr)
+        if not RunDir(run_dir).is_run():
+            print(f"figures: {run_dir} is not a netscope run directory (no "
+                  f"{RunDir.HISTORY} or {RunDir.SUMMARY} in it).", file=sys.stderr)
             status = 1
             continue
         paths = draw_run(run_dir)

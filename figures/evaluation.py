@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-
-from netscope.figures.style import styled
+from netscope.core.rundir import RunDir
+from netscope.figures.style import save, styled
 
 
 def read_confusion(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
@@ -47,10 +47,9 @@ def confusion_figure(class_names: list[str], counts: np.ndarray, title: str = "t
 
 def draw_confusion(run_dir: str | os.PathLike, prefix: str = "test") -> Path | None:
     """``<prefix>_confusion_matrix.png`` from the CSV beside it (``None`` without one)."""
-    from netscope.figures.style import save
-
-    source = Path(run_dir) / f"{prefix}_confusion_matrix.csv"
+    source = RunDir(run_dir).report(prefix, "confusion_matrix")
     if not source.exists():
         return None
     names, counts = read_confusion(source)
-    return save(confusion_figure(names, counts, prefix), source.with_suffix(".png"), dpi=120)
+    return save(confusion_figure(names, counts, prefix),
+                RunDir(run_dir).figure(f"{prefix}_confusion_matrix"), dpi=120)

@@ -6,14 +6,13 @@ A line that falls or rises geometrically (straight on this log scale) is a vanis
 exploding signal. Drawn from ``preflight.json``, which the check writes.
 """
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-
-from netscope.figures.style import layer_colors, plain_log_labels, styled
+from netscope.core.rundir import RunDir
+from netscope.figures.style import layer_colors, plain_log_labels, save, styled
 
 
 @styled
@@ -27,7 +26,9 @@ def signal_propagation_figure(report: dict[str, Any]) -> Figure | None:
     colors = layer_colors(len(layers))
     figure = Figure(figsize=(max(6.0, 0.35 * len(layers) + 4), 3.8), layout="constrained")
     axes = figure.subplots(1, 2, sharex=True)
-    panels = (("act_std", "forward: activation std"), ("grad_rms", "backward: gradient RMS"))
+    measured = "pre-activation" if (report.get("context") or {}).get("probe") == "pre_activations" \
+        else "activation"
+    panels = (("act_std", f"forward: {measured} std"), ("grad_rms", "backward: gradient RMS"))
     for axis, (key, title) in zip(axes, panels):
         values = [l.get(key) for l in layers]
         points = [(i, v) for i, v in enumerate(values) if v is not None and v > 0]
@@ -49,12 +50,9 @@ def signal_propagation_figure(report: dict[str, Any]) -> Figure | None:
     return figure
 
 
-def draw(run_dir: str | os.PathLike) -> Path | None:
-    """Redraw ``<run_dir>/signal_propagation.png`` from its ``preflight.json``."""
-    from netscope.figures.style import save
-
-    source = Path(run_dir) / "preflight.json"
-    if not source.exists():
-        return None
-    figure = signal_propagation_figure(json.loads(source.read_text()))
-    return save(figure, Path(run_dir) / "signal_propagation.png") if figure is not None else None
+def draw_signal_propagation(run_dir: str | os.PathLike) -> Path | None:
+    """Redraw the run's ``signal_propagation.png`` from its ``preflight.json``."""
+    run = RunDir(run_dir)
+    report = run.preflight()
+    figure = signal_propagation_figure(report) if report else None
+    return save(figure, run.figure("signal_propagation")) if figure is not None else None

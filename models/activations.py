@@ -24,17 +24,21 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "identity": nn.Identity,
 }
 
-#: Module types the activation diagnostics hook (``nn.Identity`` is left out: torchvision
-#: uses it as a placeholder, so it says nothing about a non-linearity).
-ACTIVATION_TYPES: tuple[type[nn.Module], ...] = tuple(
-    cls for name, cls in _ACTIVATIONS.items() if name != "identity"
+#: Module types the activation diagnostics hook: netscope's own, and the other element-wise
+#: non-linearities of ``torch.nn`` that users' models build (``nn.Identity`` is left out:
+#: torchvision uses it as a placeholder, so it says nothing about a non-linearity; softmax and
+#: attention are not per-unit activations).
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    *(cls for name, cls in _ACTIVATIONS.items() if name != "identity"),
+    nn.ReLU6, nn.PReLU, nn.RReLU, nn.CELU, nn.Mish, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
+    nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink,
 )
 
 #: Activations whose output saturates at asymptotes (the Glorot & Bengio 2010 analysis).
 SATURATING_TYPES: tuple[type[nn.Module], ...] = (nn.Sigmoid, nn.Tanh)
 
 #: Activations that output exact zeros for negative input ("dead" units).
-RECTIFIER_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU,)
+RECTIFIER_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 
 
 def make_activation(name: ActivationName, negative_slope: float = 0.01) -> nn.Module:

@@ -19,9 +19,6 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
-from torch import nn
-from torchmetrics import Accuracy, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
-
 from netscope.core.errors import UserError
 from netscope.core.task import Task, class_names as task_class_names
 from netscope.models.activations import ActivationName, make_activation
@@ -32,14 +29,20 @@ from netscope.models.initialization import (
     apply_init,
     whitening_init,
 )
-from netscope.optim.schedules import build_optimizers, check_restored_schedule
 from netscope.models.tta import TTAMode, tta_outputs
+from torch import nn
+from torchmetrics import Accuracy, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
+
+from netscope.optim.schedules import build_optimizers, check_restored_schedule
 
 Stage = Literal["train", "val", "test", "predict"]
 
 
 class BaseModel(LightningModule):
     """Shared training logic: losses, torchmetrics, logging, initialization."""
+
+    #: Init arguments kept out of the hyper-parameters (modules: the state dict holds them).
+    HPARAMS_IGNORE: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -85,7 +88,7 @@ class BaseModel(LightningModule):
         super().__init__()
         # The CLI sends the whole resolved config to the logger; logging these again would
         # only duplicate part of it. They are still stored in checkpoints.
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False, ignore=list(self.HPARAMS_IGNORE))
         self.num_classes = num_classes
         self.input_shape = tuple(input_shape)
         self.task = task

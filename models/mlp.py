@@ -3,9 +3,8 @@
 import math
 
 import torch
-from torch import nn
-
 from netscope.models.base import BaseModel
+from torch import nn
 
 
 class MLP(BaseModel):

@@ -2,6 +2,7 @@
 model, at which step; and the file each of Lightning's special names (``last``, ``hpc``)
 stands for, so that the file checked is the file loaded."""
 
+import importlib
 import os
 import pickle
 import re
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 
+from netscope.callbacks.resume import MODEL_CLASS_KEY
 from netscope.core.errors import UserError
 
 #: Lightning's registry names (``registry`` or ``registry:<model>``), left to Lightning.
@@ -85,20 +87,43 @@ def resolve_checkpoint(path: str, checkpoint_dir: str | os.PathLike | None = Non
 
 
 def check_checkpoint(path: str, model_class_path: str, checkpoint_dir: str | os.PathLike | None = None,
-                     root_dir: str | os.PathLike | None = None) -> str:
-    """Refuse a checkpoint that is missing, unreadable, unsafe, or of another model class;
-    return the file to load (Lightning's special names resolved, see :func:`resolve_checkpoint`)."""
+                     root_dir: str | os.PathLike | None = None) -> tuple[str, dict[str, Any]]:
+    """Refuse a checkpoint that is missing, unreadable, unsafe, or of another model class.
+
+    Returns:
+        The file to load (Lightning's special names resolved, see :func:`resolve_checkpoint`)
+        and the model hyper-parameters it saved.
+    """
     if path == _REGISTRY or path.startswith(_REGISTRY + ":"):
-        return path
+        return path, {}
     given, path = path, resolve_checkpoint(path, checkpoint_dir, root_dir)
     name = path if given == path else f"{given} ({path})"
-    saved = load_checkpoint(path, name).get("hyper_parameters", {}).get("_class_path")
-    if saved and saved != model_class_path:
+    checkpoint = load_checkpoint(path, name)
+    saved = (checkpoint.get(MODEL_CLASS_KEY)
+             or checkpoint.get("hyper_parameters", {}).get("_class_path"))  # older checkpoints
+    if saved and not same_class(saved, model_class_path):
         raise UserError(
             f"--ckpt_path {name} holds a {saved} model, but the config builds a "
             f"{model_class_path}. Use the config the checkpoint was trained with (its run "
             f"folder has it as config.yaml), or choose the model with --model {saved}.")
-    return path
+    return path, dict(checkpoint.get("hyper_parameters") or {})
+
+
+def same_class(first: str, second: str) -> bool:
+    """Whether two class paths name the same class (``netscope.models.ConvNet`` and
+    ``netscope.models.convnet.ConvNet`` do); paths that no longer import compare by name."""
+    def resolved(path: str) -> str:
+        module, _, name = path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            return name
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    a, b = resolved(first), resolved(second)
+    if "." in a and "." in b:  # both import: the same class object or not
+        return a == b
+    return a.rsplit(".", 1)[-1] == b.rsplit(".", 1)[-1]
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:

@@ -8,7 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from netscope.callbacks.run_summary import read_summary
+from netscope.core.compat import cpu_has_native_bf16
+from netscope.core.rundir import RunDir
 
 # Each filter names one message, so every other warning still shows.
 _NOISE_WARNINGS = (
@@ -61,20 +62,21 @@ def _shown(path: Path) -> str:
 
 def resume_command(run_dir: Path) -> str:
     """The command that continues the fit of ``run_dir`` from its ``last.ckpt``."""
-    return (f"python main.py fit --config {_shown(run_dir / 'config.yaml')} "
-            f"--ckpt_path {_shown(run_dir / 'checkpoints' / 'last.ckpt')}")
+    run = RunDir(run_dir)
+    return (f"python main.py fit --config {_shown(run.file(RunDir.CONFIG))} "
+            f"--ckpt_path {_shown(run.file(RunDir.LAST_CHECKPOINT))}")
 
 
 def last_line(run_dir: Path | None, subcommand: str | None) -> str | None:
     """The closing line of a command, from the run's ``metrics.json``: how it ended, where
     its outputs are, and for an interrupted fit the command that resumes it. None when
     there is nothing to say (no run directory, or a failure: ``main`` prints the error)."""
-    summary = read_summary(run_dir) if run_dir is not None else None
+    summary = RunDir(run_dir).summary() if run_dir is not None else None
     if summary is None:
         return None
     status, reason = summary.get("status"), summary.get("reason", "")
     where = f"outputs in {_shown(run_dir)}"
-    can_resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
+    can_resume = RunDir(run_dir).file(RunDir.LAST_CHECKPOINT).is_file()
     match status:
         case "completed":
             return f"netscope: {subcommand or 'run'} completed; {where}"
@@ -108,7 +110,7 @@ def precision_advice(precision: object, accelerator: object) -> str | None:
         return None
     if str(accelerator) == "auto" and torch.cuda.is_available():
         return None
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if cpu_has_native_bf16():
         return None
     return (f"netscope: note: precision {precision} on this CPU ({torch.backends.cpu.get_cpu_capability()}, "
             f"no native bf16) is emulated: convolutions run about 20x slower than in 32-bit. "

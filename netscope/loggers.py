@@ -13,13 +13,21 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from netscope.core.compat import (
+    CSV_WRITER_START_HOOK,
+    csv_writer_started,
+    set_csv_writer,
+    started_wandb_run,
+    wandb_init_arguments,
+)
+from netscope.core.rundir import RunDir
 from netscope.wandb_setup import configure_wandb
 
 # Where each known logger writes inside the run directory: (init argument, value) pairs
 # applied unless the user set them.
 _LOGGER_PLACEMENT: dict[type[Logger], dict[str, str]] = {
     TensorBoardLogger: {"name": "tensorboard", "version": ""},
-    CSVLogger: {"name": "csv", "version": ""},
+    CSVLogger: {"name": RunDir.CSV_LOGGER_NAME, "version": ""},
 }
 
 
@@ -76,8 +84,7 @@ def finish_runs(trainer: Trainer | None, failed: bool = False) -> None:
     the test after it) is over.
     """
     for logger in trainer.loggers if trainer is not None else []:
-        # ``_experiment``: the run this logger started, if any (``experiment`` would start one).
-        run = getattr(logger, "_experiment", None) if isinstance(logger, WandbLogger) else None
+        run = started_wandb_run(logger) if isinstance(logger, WandbLogger) else None
         if run is not None:
             run.finish(exit_code=1 if failed else 0)
 
@@ -102,9 +109,8 @@ class HistoryCSVLogger(CSVLogger):
 
     @property
     def experiment(self) -> ExperimentWriter:
-        if self._experiment is None and self.resume_step is not None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuedWriter(self.log_dir, self.resume_step)
+        if not csv_writer_started(self) and self.resume_step is not None:
+            set_csv_writer(self, _ContinuedWriter(self.log_dir, self.resume_step))
         return super().experiment
 
     def after_save_checkpoint(self, checkpoint_callback: Checkpoint) -> None:
@@ -120,7 +126,9 @@ class _ContinuedWriter(ExperimentWriter):
         self.resume_step = resume_step
         super().__init__(log_dir)
 
-    def _check_log_dir_exists(self) -> None:  # Lightning's version deletes the file
+    def keep_rows_before_resume(self) -> None:
+        """Keep the rows of ``metrics.csv`` logged before the checkpoint (Lightning's
+        writer would delete the file as it starts)."""
         if not os.path.isfile(self.metrics_file_path):
             return
         with open(self.metrics_file_path, newline="") as file:
@@ -136,12 +144,32 @@ class _ContinuedWriter(ExperimentWriter):
         self.metrics_keys = keys
 
 
+# Lightning's writer calls this method as it starts, to delete an existing file.
+setattr(_ContinuedWriter, CSV_WRITER_START_HOOK, _ContinuedWriter.keep_rows_before_resume)
+
+
 def quiet_wandb_init(loggers: list[Logger]) -> None:
     """Leave ``anonymous`` out of what each ``WandbLogger`` passes to ``wandb.init`` when
     it is unset: Lightning always passes it (None), and wandb then warns on every run that
     "The anonymous setting has no effect". Only the unset value is dropped; a user's
     ``anonymous: true`` still reaches wandb, with its warning."""
     for logger in loggers:
-        init = getattr(logger, "_wandb_init", None) if isinstance(logger, WandbLogger) else None
-        if isinstance(init, dict) and init.get("anonymous", "") is None:
+        init = wandb_init_arguments(logger) if isinstance(logger, WandbLogger) else None
+        if init is not None and init.get("anonymous", "") is None:
             del init["anonymous"]
+
+
+def with_history(logger: Any, run_dir: Path | None, resume_step: int | None = None) -> Any:
+    """The configured logger(s) plus a CSVLogger writing the run's ``csv/metrics.csv``.
+
+    Every run keeps its scalar history as plain CSV whatever else it logs to, so reports
+    (``python -m studies report``) and a user's own scripts can read it without a service.
+    A resumed fit (``resume_step``: its checkpoint's step) continues that history.
+    """
+    if run_dir is None or logger is None or logger is True:
+        return logger  # nothing to place it in, or Lightning's own default logger
+    loggers = [] if logger is False else logger if isinstance(logger, list) else [logger]
+    if not any(isinstance(item, CSVLogger) for item in loggers):
+        loggers = [*loggers, HistoryCSVLogger(save_dir=run_dir, name=RunDir.CSV_LOGGER_NAME,
+                                              version="", resume_step=resume_step)]
+    return loggers

@@ -6,13 +6,13 @@ so the extra commands take the same ``--config`` and overrides as ``fit`` with n
 their own. Each method only hands over to the module that does the work.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 
-from netscope.core.errors import UserError
 from netscope.models.tta import TTAMode
+
+FailOn = Literal["error", "warning", "info", "never"]
 
 
 class NetscopeTrainer(Trainer):
@@ -33,36 +33,23 @@ class NetscopeTrainer(Trainer):
         return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path,
                                weights_only)
 
-    def check(self, model: LightningModule, datamodule: LightningDataModule | None = None) -> None:
+    def check(self, model: LightningModule, datamodule: LightningDataModule | None = None,
+              fail_on: FailOn = "error") -> None:
         """Run the doctor's pre-flight check alone (no training) and print its findings.
 
         A fit that stops when training would start: the model, data, optimizer and LR
-        schedule are set up exactly as ``fit`` sets them up, the config's ``callbacks.Doctor``
-        (or a default one) checks one training batch, and no optimizer step is taken. The
+        schedule are set up exactly as ``fit`` sets them up, the config's Doctor (or a
+        default one) checks one training batch, and no optimizer step is taken. The
         findings go to the console and ``metrics.json``, the plot to
-        ``signal_propagation.png``.
-        """
-        from netscope.callbacks.doctor import Doctor  # the trainer is above the callbacks
+        ``signal_propagation.png``. The command line builds the trainer for it
+        (:func:`netscope.assembly.check_mode`); called from Python, this is a fit.
 
-        doctor = next((c for c in self.callbacks if isinstance(c, Doctor)), None)
-        if doctor is None:
-            doctor = Doctor()
-            self.callbacks.append(doctor)
-        doctor.check_only = True
-        self.num_sanity_val_steps = 0  # nothing to validate: no step is taken
-        # nor anything to save: no checkpoint of untrained weights beside the findings
-        self.callbacks = [c for c in self.callbacks if not isinstance(c, ModelCheckpoint)]
-        # The check takes no step, so the fit's length does not matter; but a length of zero
-        # (--trainer.max_epochs 0, max_steps 0, limit_train_batches 0) would skip the
-        # training start where the check runs, and "no findings" would then be a lie.
-        self.fit_loop.max_epochs = 1
-        self.fit_loop.epoch_loop.max_steps = -1
-        if self.limit_train_batches == 0:
-            self.limit_train_batches = 1
+        Args:
+            fail_on: exit with status 1 when a finding of this severity or graver is
+                found (``never``: exit 0 whatever is found).
+        """
+        del fail_on  # read by the command line when the check is over
         self.fit(model, datamodule=datamodule)
-        if not doctor.preflight_done:
-            raise UserError("check: the pre-flight check did not run (the training data gave "
-                            "no batch); see the messages above")
 
     def export(self, model: LightningModule, datamodule: LightningDataModule | None = None,
                ckpt_path: str | None = None, tta: TTAMode | None = None) -> None:

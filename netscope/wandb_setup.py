@@ -22,6 +22,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from netscope.core.compat import netrc_api_key, started_wandb_run, wandb_settings_files
 from netscope.core.errors import UserError
 
 Mode = Literal["online", "offline", "disabled", "shared"]
@@ -95,12 +96,11 @@ def wandb_environment() -> WandbEnvironment:
     and the netrc host matching are exactly wandb's.
     """
     import wandb
-    from wandb.sdk.lib.wbauth import read_netrc_auth
 
     settings = wandb.Settings(quiet=True)  # quiet: no "Loading settings from ..." line
     config_dir = os.environ.get("WANDB_CONFIG_DIR") or "~/.config/wandb"
     settings.settings_system = str(Path(config_dir).expanduser() / "settings")
-    files = settings.read_system_settings().all()
+    files = wandb_settings_files(settings)
     settings.update_from_system_settings()
     settings.update_from_env_vars(dict(os.environ))
 
@@ -111,7 +111,7 @@ def wandb_environment() -> WandbEnvironment:
         mode = files.get("mode")
         source = f"mode = {mode} in a wandb settings file (`wandb offline`)"
     try:
-        netrc_key = read_netrc_auth(host=settings.base_url)
+        netrc_key = netrc_api_key(settings.base_url)
     except wandb.errors.AuthenticationError as error:
         raise UserError(
             f"The W&B API key in your netrc file is not valid ({error}). "
@@ -172,8 +172,8 @@ class WandbNotice(Callback):
         self.notices = notices
 
     def _print(self, trainer: Trainer) -> None:
-        started = any(isinstance(logger, WandbLogger) and logger._experiment is not None
-                      for logger in trainer.loggers)  # ``experiment`` would start one
+        started = any(isinstance(logger, WandbLogger) and started_wandb_run(logger) is not None
+                      for logger in trainer.loggers)
         if started and self.notices:
             print_notice("\n".join(self.notices))
             self.notices = []

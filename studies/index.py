@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from netscope.core.files import write_json
+from netscope.core.rundir import RunDir
 
 FILENAME = "index.json"
 #: Outcomes a second invocation keeps (a diverged run is a result, not an accident).
@@ -86,7 +87,4 @@ def done_earlier(entry: Entry | None, folder: Path, command: list[str]) -> bool:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     """A run directory's ``metrics.json``, or ``{}`` when it has none (or an unreadable one)."""
-    try:
-        return json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return RunDir(run_dir).summary() or {}

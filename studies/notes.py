@@ -5,6 +5,7 @@ figure has no data (the real cause, not a guess)."""
 import json
 from collections import defaultdict
 
+from netscope.core.rundir import RunDir
 from netscope.studies.rows import Row
 from netscope.studies.stats import Comparison, Setting
 
@@ -79,7 +80,7 @@ def doctor_absent(rows: list[Row]) -> list[str]:
 
 def missing(figure: str, rows: list[Row]) -> str:
     """Why a figure has no data, from the runs' own files: the real cause first."""
-    if not any(row.run_dir and (row.run_dir / "csv" / "metrics.csv").exists() for row in rows):
+    if not any(row.run_dir and RunDir(row.run_dir).has_history() for row in rows):
         return (f"No {figure} figure: no run has a scalar history (`csv/metrics.csv`); "
                 "the runs failed early or ran without the CSV logger.")
     if figure == "curves":

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from netscope.core.errors import UserError
-from netscope.core.history import read_history
+from netscope.core.rundir import RunDir
 from netscope.figures.study import Group, activation_figure, curves_figure, gradient_figure
 from netscope.figures.style import save
 from netscope.studies.expand import SEED
@@ -52,7 +52,7 @@ def draw_figures(study: str, settings: list[Setting], folder: Path) -> dict[str,
     """The study's figures, drawn afresh (a figure whose data is gone is removed)."""
     groups = []
     for setting in settings:
-        histories = [read_history(row.run_dir) for row in setting.rows if row.run_dir]
+        histories = [RunDir(row.run_dir).history() for row in setting.rows if row.run_dir]
         off = [row.status for row in setting.rows if row.status != "completed"]
         note = ", ".join(f"{off.count(s)} {s}" for s in dict.fromkeys(off))
         groups.append(Group(setting.label, [h for h in histories if h], note))

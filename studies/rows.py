@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from netscope.core.rundir import RunDir
 from netscope.studies.expand import SEED, flatten, labels, setting, varying
 from netscope.studies.index import Entry, StudyIndex, read_summary
 
@@ -94,12 +93,8 @@ def rows_from_run_dirs(folder: Path) -> tuple[list[Row], list[str]]:
 
 def read_config(run_dir: Path | None) -> dict[str, Any]:
     """A run's resolved ``config.yaml``, flattened to dotted names (lists kept whole)."""
-    if run_dir is None or not (run_dir / "config.yaml").exists():
-        return {}
-    try:
-        return flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
-    except yaml.YAMLError:
-        return {}
+    config = RunDir(run_dir).config() if run_dir is not None else None
+    return flatten(config) if config else {}
 
 
 def cell(value: Any) -> Any:

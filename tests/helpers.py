@@ -25,10 +25,19 @@ def requires_shared(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not (SHARED_DATA / name).exists(), reason=f"no ../shared/data/{name}")
 
 
-def run(*args: str, root: Path) -> Path:
-    """Run ``main([...])`` with ``--trainer.default_root_dir root``; return the new run directory."""
+def run(*args: str, root: Path, exit_code: int = 0) -> Path:
+    """Run ``main([...])`` with ``--trainer.default_root_dir root``; return the new run
+    directory. With ``exit_code``, the command must end with that status (a failing command
+    otherwise raises its ``SystemExit``)."""
     before = set(root.iterdir()) if root.exists() else set()
-    main([*args, "--trainer.default_root_dir", str(root)])
+    try:
+        main([*args, "--trainer.default_root_dir", str(root)])
+    except SystemExit as stop:
+        if not exit_code:
+            raise
+        assert stop.code == exit_code, f"exit status {stop.code}, expected {exit_code}"
+    else:
+        assert exit_code == 0, f"exit status 0, expected {exit_code}"
     created = sorted(set(root.iterdir()) - before)
     assert len(created) == 1, f"expected one new run directory, got {created}"
     return created[0]

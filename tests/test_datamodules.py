@@ -4,9 +4,9 @@ import os
 import stat
 
 import torch
-
 from netscope.datamodules import CIFAR10DataModule, MNISTDataModule, XORDataModule
 from netscope.datamodules.loader import TensorLoader
+
 from tests.helpers import SHARED_DATA, requires_shared
 
 

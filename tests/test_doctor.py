@@ -2,13 +2,13 @@
 findings in ``metrics.json``, and that a run with it trains exactly as without it."""
 
 import json
-import logging
 import math
 import subprocess
 
 import pytest
 import torch
-
+import yaml
+from netscope.callbacks.defaults import DEFAULTS
 from netscope.callbacks.doctor import Doctor
 from netscope.core.history import History
 from netscope.doctor.__main__ import diagnose, main as doctor_main
@@ -17,6 +17,7 @@ from netscope.doctor.measures import dead_fraction, zero_fraction
 from netscope.doctor.preflight import Preflight, judge
 from netscope.doctor.rules import Context, evaluate, replay, settle
 from netscope.doctor.thresholds import Thresholds
+
 from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
 
 XOR = ["--config", str(CONFIGS / "xor.yaml"), "--test_after_fit", "false"]
@@ -130,13 +131,11 @@ def test_doctor_state_survives_a_checkpoint():
     assert restored.findings == doctor.findings and restored.preflight_done
 
 
-def test_check_finds_symmetry_at_step_zero_without_training(tmp_path, caplog):
-    lightning_log = logging.getLogger("lightning.pytorch")  # Lightning's console messages
-    lightning_log.addHandler(caplog.handler)
-    try:
-        run_dir = run("check", *XOR, "--model.init_args.init", "zeros", root=tmp_path / "runs")
-    finally:
-        lightning_log.removeHandler(caplog.handler)
+def test_check_finds_symmetry_at_step_zero_without_training(tmp_path, capsys):
+    # an error finding: check exits 1, so that CI can gate on it
+    run_dir = run("check", *XOR, "--model.init_args.init", "zeros", root=tmp_path / "runs",
+                  exit_code=1)
+    out = capsys.readouterr().out
     result = metrics(run_dir)
     assert result["status"] == "completed" and result["global_step"] == 0
     symmetry = [f for f in result["findings"] if f["code"] == "symmetry"]
@@ -147,8 +146,9 @@ def test_check_finds_symmetry_at_step_zero_without_training(tmp_path, caplog):
     assert preflight["chance_loss"] == pytest.approx(math.log(2))
     assert [layer["name"] for layer in preflight["layers"]] == ["features.1"]
     assert not list(run_dir.rglob("*.ckpt"))  # no step taken, nothing saved
-    assert "Doctor (pre-flight check, step 0): 1 error" in caplog.text
-    assert "features.0  (step 0): all 4 units of features.0 start with identical" in caplog.text
+    assert "Doctor (pre-flight check, step 0): 1 error" in out
+    assert "features.0  (step 0): all 4 units of features.0 start with identical" in out
+    assert "symmetry" in result["checked"] and "initial_loss" in result["checked"]
 
 
 @pytest.mark.parametrize("length", [["--trainer.max_epochs", "0"], ["--trainer.max_steps", "0"],
@@ -156,7 +156,8 @@ def test_check_finds_symmetry_at_step_zero_without_training(tmp_path, caplog):
 def test_check_runs_its_preflight_whatever_the_fits_length(tmp_path, length):
     """A zero-length fit skips the training start where the check runs: it used to end
     with "no findings" without having checked anything."""
-    run_dir = run("check", *XOR, "--model.init_args.init", "zeros", *length, root=tmp_path / "runs")
+    run_dir = run("check", *XOR, "--model.init_args.init", "zeros", *length,
+                  root=tmp_path / "runs", exit_code=1)
     assert (run_dir / "preflight.json").exists()
     assert "symmetry" in codes([Finding(**f) for f in metrics(run_dir)["findings"]])
 
@@ -165,11 +166,16 @@ def test_doctor_changes_nothing_in_training_and_a_healthy_run_has_no_findings(tm
     args = [*XOR, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "5"]
     with_doctor = run("fit", *args, root=tmp_path / "with")
     config = tmp_path / "xor_without_doctor.yaml"
-    config.write_text((CONFIGS / "xor.yaml").read_text().replace("    - class_path: callbacks.Doctor", "    # no doctor"))
+    listed = yaml.safe_load(DEFAULTS.read_text())["trainer"]["callbacks"]
+    without_doctor = [c for c in listed if not c["class_path"].endswith(".Doctor")]
+    assert len(without_doctor) == len(listed) - 1
+    xor = yaml.safe_load((CONFIGS / "xor.yaml").read_text())
+    xor["trainer"]["callbacks"] = without_doctor
+    config.write_text(yaml.safe_dump(xor))
     without = run("fit", *[a if a != str(CONFIGS / "xor.yaml") else str(config) for a in args],
                   root=tmp_path / "without")
     a, b = metrics(with_doctor), metrics(without)
-    assert a["findings"] == [] and "findings" in b
+    assert a["findings"] == [] and a["checked"] and b["findings"] == [] and b["checked"] == []
     for name in ("train/loss", "val/loss", "val/acc", "grad_norm/total"):
         assert a[name] == b[name], name  # bit for bit: the check used a copy and put RNGs back
     weights = [torch.load(next((d / "checkpoints").glob("*.ckpt")), map_location="cpu")["state_dict"]

@@ -7,13 +7,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
-
 from netscope.core.errors import UserError
-from netscope.datamodules.augment import alternating_flip, random_cutout, random_flip, random_translate
+from netscope.datamodules.augment import (
+    alternating_flip,
+    random_cutout,
+    random_flip,
+    random_translate,
+)
 from netscope.datamodules.loader import TensorLoader
 from netscope.models import ConvNet
 from netscope.models.initialization import stored_parameter, whitening_init
 from netscope.models.tta import tta_outputs
+
 from netscope.cli import NetscopeCLI
 from tests.helpers import CONFIGS, metrics, run
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from netscope.callbacks import Lookahead
 from netscope.core.errors import UserError
+from torch import nn
+
 from netscope.cli import NetscopeCLI
 from tests.helpers import CONFIGS, run
 

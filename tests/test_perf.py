@@ -11,12 +11,12 @@ import torch
 import yaml
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import grad_norm
-
-from benchmarks.time_to_accuracy import epoch_curve, first_reaching
-from netscope.callbacks.cadence import is_due
-from netscope.core.history import read_history
+from netscope.callbacks.diagnostic import is_due
+from netscope.core.rundir import RunDir
 from netscope.datamodules import CIFAR10DataModule
 from netscope.models import ConvNet
+
+from benchmarks.time_to_accuracy import epoch_curve, first_reaching
 from tests.helpers import CONFIGS, metrics, run
 
 #: airbench94's images seen: 9.9 epochs x 50000 (issue 14).
@@ -60,7 +60,7 @@ def test_gradient_norms_equal_lightnings(tmp_path: Path) -> None:
     run_dir = run("fit", "--config", str(CONFIGS / "xor.yaml"), "--trainer.max_epochs", "1",
                   "--trainer.log_every_n_steps", "5",
                   "--trainer.callbacks+=tests.test_perf.LightningNorms", root=tmp_path / "runs")
-    steps, values = read_history(run_dir).series("grad_norm/total")
+    steps, values = RunDir(run_dir).history().series("grad_norm/total")
     assert len(steps) == 5 and set(steps) == set(LightningNorms.totals)
     for step, value in zip(steps, values):
         assert abs(value - LightningNorms.totals[step]) <= 1e-5 * max(1.0, value)
@@ -70,7 +70,7 @@ def test_time_to_accuracy_counts_images_and_reads_the_curve_from_history(tmp_pat
     run_dir = run("fit", "--config", str(CONFIGS / "xor.yaml"), "--trainer.max_epochs", "3",
                   "--trainer.callbacks+=benchmarks.time_to_accuracy.ElapsedTime",
                   root=tmp_path / "runs")
-    curve = epoch_curve(read_history(run_dir))
+    curve = epoch_curve(RunDir(run_dir).history())
     # XOR: 25 batches of the 4-point truth table per epoch
     assert [e["epoch"] for e in curve] == [1, 2, 3]
     assert [e["images_seen"] for e in curve] == [100, 200, 300]

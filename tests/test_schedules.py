@@ -8,8 +8,8 @@ where each schedule starts, peaks and ends.
 from pathlib import Path
 
 import pytest
+from netscope.core.rundir import RunDir
 
-from netscope.core.history import read_history
 from tests.helpers import CONFIGS, run
 from tests.image_folders import make_class_folder
 
@@ -19,7 +19,7 @@ QUIET = ["--trainer.logger", "false", "--trainer.enable_model_summary", "false",
 
 
 def logged_lr(run_dir: Path) -> list[float]:
-    return read_history(run_dir).series("lr")[1]
+    return RunDir(run_dir).history().series("lr")[1]
 
 
 #: airbench94's SGD schedule, as overrides.
@@ -67,7 +67,7 @@ MUON_LINEAR = ["--optimizer", "netscope.optim.MuonSGD", "--optimizer.init_args.l
 @LENGTHS
 def test_a_linear_decay_takes_both_parts_of_muon_sgd_to_zero_with_the_fit(
         tiny_cifar: Path, tmp_path: Path, overrides: list[str]) -> None:
-    history = read_history(_cifar(tiny_cifar, tmp_path / "runs", *MUON_LINEAR, *overrides))
+    history = RunDir(_cifar(tiny_cifar, tmp_path / "runs", *MUON_LINEAR, *overrides)).history()
     for group, start in (("lr/pg1", 1.656), ("lr/pg2", 0.24)):  # SGD's part, Muon's
         _, lr = history.series(group)
         assert len(lr) >= 3 and lr[0] == pytest.approx(start)
@@ -81,7 +81,7 @@ def test_satellite_linear_decay_reaches_its_end_with_the_fit(tmp_path: Path, epo
     run_dir = run("fit", "--config", str(CONFIGS / "satellite.yaml"), "--data.init_args.data_dir",
                   str(folder), "--data.init_args.image_size", "16", "--data.init_args.batch_size",
                   "8", "--trainer.max_epochs", str(epochs), *QUIET, root=tmp_path / "runs")
-    history = read_history(run_dir)
+    history = RunDir(run_dir).history()
     steps, lr = history.series("lr")
     epoch_starts = sorted({round(v, 12) for v in lr}, reverse=True)
     assert len(epoch_starts) == epochs and epoch_starts[0] == pytest.approx(0.003)

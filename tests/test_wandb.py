@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from netscope.core.errors import UserError
+
 from main import main
 from netscope.cli import NetscopeCLI
 from netscope.config_saver import ATTACHED_CONFIG

@@ -10,13 +10,13 @@ from google.protobuf.message import DecodeError
 from lightning.pytorch import LightningDataModule, LightningModule
 
 from netscope.core.errors import UserError
-from netscope.models.tta import TTAMode
 from netscope.deploy.checkpoint import restore
 from netscope.deploy.export import export_onnx, read_spec
 from netscope.deploy.graph import DeployedModel, deployed_model
 from netscope.deploy.parity import Parity, check_parity
 from netscope.deploy.serve import NetscopeAPI, run_server
 from netscope.deploy.spec import InputSpec, input_spec
+from netscope.models.tta import TTAMode
 
 PARITY_COUNT = 1000
 #: The interfaces LitServe binds: this machine only, or every network (IPv4, IPv6).

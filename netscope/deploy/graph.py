@@ -12,8 +12,8 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from netscope.models.tta import tta_outputs
 from netscope.deploy.spec import InputSpec
+from netscope.models.tta import tta_outputs
 
 
 class DeployedModel(nn.Module):

@@ -13,13 +13,12 @@ import numpy as np
 import onnxruntime
 import torch
 
-from netscope.core.files import write_json
+from netscope.core.rundir import RunDir
 from netscope.deploy.export import INPUT_NAME
 from netscope.deploy.graph import DeployedModel
 
 MAX_ABS_DIFF = 1e-4
 MIN_AGREEMENT = 0.999
-FILENAME = "parity.json"
 
 
 @dataclass
@@ -41,7 +40,7 @@ class Parity:
                 f"(>= {100 * self.same_class_required:g}%)")
 
     def write(self, run_dir: str | Path) -> Path:
-        return write_json(Path(run_dir) / FILENAME, asdict(self))
+        return RunDir(run_dir).write_parity(asdict(self))
 
 
 def onnx_session(path: str | Path, threads: int = 0) -> onnxruntime.InferenceSession:

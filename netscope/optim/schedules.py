@@ -36,7 +36,7 @@ from torch.optim.lr_scheduler import (
     ReduceLROnPlateau,
 )
 
-from netscope.core.errors import UserError
+from netscope.core.errors import UserError, first_line, innermost
 
 Interval = Literal["epoch", "step"]
 
@@ -137,6 +137,33 @@ def fill_lengths(scheduler_class: type, init_args: dict[str, Any],
             f"{count(needed, interval)}, so it would end inside the schedule. Set "
             f"lr_scheduler.init_args.{key} null to span the whole fit, or to at most {needed}.")
     return args
+
+
+def check_choice(module: torch.nn.Module, optimizer: Any, lr_scheduler: Any) -> None:
+    """Build the chosen optimizer and schedule once on ``module``'s parameters, before the
+    fit, so that a value a constructor refuses (``--optimizer.lr -0.1``) is reported as one
+    paragraph naming the option instead of failing when training starts."""
+    optimizer_spec = class_spec(optimizer)
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    if optimizer_spec is None or not parameters:
+        return
+    try:
+        built = instantiate_class(parameters, optimizer_spec)
+    except (ValueError, TypeError) as error:
+        raise UserError(_refused("optimizer", optimizer_spec, error)) from None
+    scheduler_spec = with_trial_lengths(lr_scheduler, built)
+    if scheduler_spec is not None:
+        try:
+            instantiate_class(built, scheduler_spec)
+        except (ValueError, TypeError) as error:
+            raise UserError(_refused("lr_scheduler", scheduler_spec, error)) from None
+
+
+def _refused(key: str, spec: dict[str, Any], error: BaseException) -> str:
+    """The paragraph for an optimizer or scheduler that refused its arguments."""
+    return (f"--{key} {spec['class_path']} refused its arguments: "
+            f"{first_line(innermost(error))}. Fix the value (--{key}.<argument> on the command "
+            f"line, or {key}.init_args in the config).")
 
 
 def with_trial_lengths(lr_scheduler: Any, optimizer: torch.optim.Optimizer,
