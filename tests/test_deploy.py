@@ -328,3 +328,4 @@ def test_served_checkpoint_checks_the_key_first_and_refuses_hostile_requests(dep
         status = server.stop(signal.SIGTERM)
     assert status == 0, server.output()
     assert "Traceback" not in server.output(), server.output()
+    assert "Expected boundary" not in server.output()  # a log line per malformed body, before

@@ -9,6 +9,7 @@ LitServe groups requests that arrive within ``batch_timeout`` seconds into one b
 to ``max_batch_size``.
 """
 
+import logging
 import os
 import signal
 import threading
@@ -118,6 +119,11 @@ def run_server(api: NetscopeAPI, host: str, port: int, max_request_mb: float, wo
     # The pixel cap refuses large images itself, with the server's own 413; PIL's warning
     # for images over its limit would only fill the log of a server under attack.
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    # Likewise python-multipart logs a warning for each body it cannot parse, before the
+    # gate answers it with 400: one log line per request of a flood. (Its logger has the
+    # package's name: python_multipart, or multipart in older versions.)
+    for name in ("python_multipart", "multipart"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     server = _LitServer(
         api, accelerator="cpu", devices=1, workers_per_device=workers, timeout=60,
         healthcheck_path=HEALTH_PATH,
