@@ -299,3 +299,17 @@ def test_parse_json_gives_the_image_bytes_or_the_vector():
     assert parse_json(b'{"inputs": [1, 2.5]}', VECTOR).tolist() == [1.0, 2.5]
     with pytest.raises(BadInput, match='"inputs" must be'):
         parse_json(b'{"inputs": ["1", "2"]}', VECTOR)  # numpy alone would take the strings
+
+
+def test_every_serve_option_reaches_the_command():
+    """Each argument of NetscopeTrainer.serve is a --option; the lifecycle hands on a fixed
+    list of them, and one left off it is silently ignored (a --api_key_env dropped so would
+    serve without the key)."""
+    import inspect
+
+    from netscope.assembly import METHOD_OPTIONS
+    from netscope.trainer import NetscopeTrainer
+
+    for command in ("serve", "export"):
+        arguments = set(inspect.signature(getattr(NetscopeTrainer, command)).parameters)
+        assert arguments - {"self", "model", "datamodule"} == set(METHOD_OPTIONS[command]), command
