@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_info
 from netscope.callbacks.board import Board
+from netscope.callbacks.console import say
 from netscope.callbacks.logging_sinks import log_figure
 from netscope.core.task import class_names
 from netscope.figures.evaluation import draw_confusion
@@ -93,7 +93,7 @@ class EvaluationReport(Callback):
             writer.writerows([name, *row] for name, row in zip(self.class_names, confusion.tolist()))
         png = draw_confusion(run.path, self.prefix)
         self._log(trainer, rows, png)
-        rank_zero_info(f"Per-class {self.prefix} report: {per_class}, {png}")
+        say(f"Per-class {self.prefix} report: {per_class}, {png}")
 
     def table(self, values: dict[str, torch.Tensor]) -> list[list[Any]]:
         """Rows of ``class, precision, recall, f1, support``, then the macro and weighted averages."""

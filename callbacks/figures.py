@@ -4,8 +4,8 @@
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.utilities import rank_zero_info
 from netscope.callbacks.board import Board
+from netscope.callbacks.console import say
 from netscope.callbacks.logging_sinks import log_figure
 from netscope.core.compat import logger_step
 from netscope.doctor.measures import probe_layers, weight_layers
@@ -45,11 +45,16 @@ class TrainingFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, CSVLogger):
                 logger.save()  # the history on disk is complete before it is read
-        paths = draw_training(Board.of(trainer).run.path, self.dpi)
+        run = Board.of(trainer).run
+        if not run.has_history():
+            say("netscope: no training figures: the run keeps no metrics.csv (give "
+                           "the trainer a CSVLogger, as netscope's commands do).")
+            return
+        paths = draw_training(run.path, self.dpi)
         for name, path in paths.items():
             log_figure(trainer, f"figures/{name}", path, logger_step(trainer))
         if paths:
-            rank_zero_info("Figures: " + ", ".join(str(p) for p in paths.values()))
+            say("Figures: " + ", ".join(str(p) for p in paths.values()))
 
 
 def model_layers(module: torch.nn.Module) -> dict[str, dict[str, str]]:

@@ -17,13 +17,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressB
 
 from netscope.callbacks import Doctor, ResumeState, RunSummary
 from netscope.callbacks.board import Board
-from netscope.callbacks.console import EpochLinePrinter, ModelTable
+from netscope.callbacks.console import EpochLinePrinter, EvaluationLines, ModelTable
 from netscope.checkpoints import checkpoint_step
 from netscope.config_saver import RunConfigSaver
 from netscope.core.errors import UserError
 from netscope.core.rundir import RunDir
 from netscope.doctor.findings import Finding
-from netscope.loggers import place_loggers, quiet_wandb_init, with_history
+from netscope.loggers import place_loggers, quiet_wandb_warnings, with_history
 from netscope.model_forms import build_model, import_class
 from netscope.trainer import NetscopeTrainer
 from netscope.wandb_setup import WandbNotice, print_notice
@@ -86,7 +86,7 @@ def build_parts(command: Any, run: RunDir, resumed: bool) -> Parts:
                               limit_train_batches=trainer_kwargs.get("limit_train_batches") or 1)
     trainer = NetscopeTrainer(**trainer_kwargs)
     Board.attach(trainer, run)
-    quiet_wandb_init(trainer.loggers)
+    quiet_wandb_warnings(trainer.loggers)
     options = {k: command.option(k) for k in METHOD_OPTIONS.get(command.name, ())}
     return Parts(trainer, model, datamodule, run, options)
 
@@ -130,6 +130,7 @@ def callbacks_for(command: Any, built: Namespace, trainer_kwargs: dict[str, Any]
     if not trainer_kwargs.get("fast_dev_run"):
         callbacks.append(RunConfigSaver(command.parser, as_given, overwrite=True))
     callbacks.append(WandbNotice(notices))
+    callbacks.append(EvaluationLines())
     if trainer_kwargs.get("enable_model_summary", True) is not False and not _has(callbacks, ModelSummary):
         callbacks.append(ModelTable())
     if trainer_kwargs.get("enable_progress_bar", True) is not False and not _has(callbacks, ProgressBar):

@@ -19,6 +19,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from netscope.assembly import Parts, build_parts
 from netscope.callbacks.run_summary import RunSummary, record_failure
@@ -155,15 +156,13 @@ def test_after_fit(command: Command, parts: Parts) -> None:
 
 
 def _has_test_split(datamodule: LightningDataModule | None, model: LightningModule) -> bool:
-    """netscope's datamodules say whether they have a test split; any other datamodule (or
-    model) that defines a test loader and a ``test_step`` is tested too."""
+    """Whether there is a test to run: a model with a ``test_step``, and data with a test
+    split (netscope's datamodules say; any other that defines a test loader has one)."""
+    if not is_overridden("test_step", model):
+        return False
     if datamodule is not None and hasattr(datamodule, "has_test"):
         return bool(datamodule.has_test)
-    from lightning.pytorch.utilities.model_helpers import is_overridden
-
-    loader_owner = datamodule if datamodule is not None else model
-    return (is_overridden("test_dataloader", loader_owner)
-            and is_overridden("test_step", model))
+    return is_overridden("test_dataloader", datamodule if datamodule is not None else model)
 
 
 def _before_first_step(parts: Parts | None, command: Command) -> bool:
