@@ -32,7 +32,7 @@ from netscope.wandb_setup import WandbNotice, print_notice
 METHOD_OPTIONS = {
     "export": ("ckpt_path", "tta"),
     "serve": ("ckpt_path", "onnx", "port", "host", "max_batch_size", "batch_timeout",
-              "max_request_mb", "workers", "threads", "tta"),
+              "max_request_mb", "workers", "threads", "tta", "max_pixels", "api_key_env"),
 }
 
 
