@@ -7,6 +7,7 @@ notice, the model table and a progress display that suits the output.
 """
 
 import copy
+import inspect
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +29,12 @@ from netscope.model_forms import build_model, import_class
 from netscope.trainer import NetscopeTrainer
 from netscope.wandb_setup import WandbNotice, print_notice
 
-#: The arguments of each extra command's Trainer method, handed to it by the lifecycle.
+#: The arguments of each extra command's Trainer method, handed to it by the lifecycle:
+#: read from the method, so that a new option can never be parsed and then dropped.
 METHOD_OPTIONS = {
-    "export": ("ckpt_path", "tta"),
-    "serve": ("ckpt_path", "onnx", "port", "host", "max_batch_size", "batch_timeout",
-              "max_request_mb", "workers", "threads", "tta", "max_pixels", "api_key_env"),
+    name: tuple(p for p in inspect.signature(getattr(NetscopeTrainer, name)).parameters
+                if p not in ("self", "model", "datamodule"))
+    for name in ("export", "serve")
 }
 
 

@@ -109,21 +109,24 @@ def check_checkpoint(path: str, model_class_path: str, checkpoint_dir: str | os.
     return path, dict(checkpoint.get("hyper_parameters") or {})
 
 
-def same_class(first: str, second: str) -> bool:
-    """Whether two class paths name the same class (``netscope.models.ConvNet`` and
-    ``netscope.models.convnet.ConvNet`` do); paths that no longer import compare by name."""
-    def resolved(path: str) -> str:
-        module, _, name = path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
-            return name
-        return f"{cls.__module__}.{cls.__qualname__}"
+def same_class(saved: str, configured: str) -> bool:
+    """Whether the class path a checkpoint saved names the configured class.
 
-    a, b = resolved(first), resolved(second)
-    if "." in a and "." in b:  # both import: the same class object or not
-        return a == b
-    return a.rsplit(".", 1)[-1] == b.rsplit(".", 1)[-1]
+    Only the configured path is imported (the config already imported it): a name read from
+    a checkpoint file is never imported, so a checkpoint cannot make netscope run a module's
+    code. The configured class counts under both its paths (``netscope.models.ConvNet`` and
+    ``netscope.models.convnet.ConvNet``); a saved path of another layout (an older
+    ``models.ConvNet``) is compared by class name."""
+    module, _, name = configured.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+        paths = {configured, f"{cls.__module__}.{cls.__qualname__}"}
+    except (ImportError, AttributeError, ValueError):
+        paths = {configured}
+    if saved in paths:
+        return True
+    names_a_module_of_ours = saved.startswith(tuple(p.rsplit(".", 1)[0] + "." for p in paths))
+    return not names_a_module_of_ours and saved.rsplit(".", 1)[-1] == name
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
