@@ -44,16 +44,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(args: argparse.Namespace, source: list[str], batching: list[str], log: Path) -> tuple:
-    """The server process and its URL, once ``/health`` answers."""
+def start_server(serve_args: list[str], log: Path, startup_s: float, python: str = sys.executable,
+                 checkout: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """``python main.py serve <serve_args>`` of ``checkout`` on a free 127.0.0.1 port: the
+    process and its URL, once ``/health`` answers."""
     port = free_port()
-    command = [sys.executable, str(ROOT / "main.py"), "serve", "--config", str(args.config),
-               "--data.init_args.data_dir", args.data_dir, "--trainer.logger", "false",
-               "--trainer.default_root_dir", str(args.root), *source, *batching, "--port", str(port)]
+    command = [python, str(Path(checkout) / "main.py"), "serve", *serve_args, "--port", str(port)]
     process = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               env={**os.environ, "PYTHONPATH": str(checkout)})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + args.startup_s
+    deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited; see {log}")
@@ -64,7 +64,14 @@ def start(args: argparse.Namespace, source: list[str], batching: list[str], log:
             pass
         time.sleep(0.5)
     stop(process)
-    raise RuntimeError(f"the server did not start in {args.startup_s} s; see {log}")
+    raise RuntimeError(f"the server did not start in {startup_s} s; see {log}")
+
+
+def start(args: argparse.Namespace, source: list[str], batching: list[str], log: Path) -> tuple:
+    """The server of one setting and its URL, once ``/health`` answers."""
+    return start_server(["--config", str(args.config), "--data.init_args.data_dir", args.data_dir,
+                         "--trainer.logger", "false", "--trainer.default_root_dir", str(args.root),
+                         *source, *batching], log, args.startup_s)
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from netscope.callbacks.board import Board
+from netscope.callbacks.console import say
 from netscope.core.compat import logger_step
 from netscope.core.errors import UserError
 from netscope.doctor.findings import Finding
@@ -132,7 +132,7 @@ class DivergenceGuard(Callback):
         where, text = reason or ("model", "another process diverged")
         step = logger_step(trainer)
         self.stopped = trainer.should_stop = True
-        rank_zero_info(f"Training diverged and was stopped: step {step}: {text}")
+        say(f"Training diverged and was stopped: step {step}: {text}")
         finding = Finding(
             "diverged", "error", where, step,
             f"training diverged ({text}) and the divergence guard stopped it; try a "

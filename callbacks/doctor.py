@@ -101,6 +101,12 @@ class Doctor(Diagnostic):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # the optimizer exists now: it tells which weights' step size it fixes itself
         self.context = context_of(pl_module, self.optimizer(trainer), data_facts(trainer))
+        steps = trainer.estimated_stepping_batches
+        if not self.stop_after_preflight and 0 < steps < self.every and trainer.is_global_zero:
+            print_block(f"netscope: this fit takes {int(steps)} steps, fewer than "
+                        f"log_every_n_steps {self.every}: the training-time diagnostics will not "
+                        f"run (the pre-flight check does); lower --trainer.log_every_n_steps to "
+                        f"see them.")
         if self.stop_after_preflight:  # no training: take a batch from the loader and stop
             batch = trainer.strategy.batch_to_device(next(iter(trainer.train_dataloader)))
             self.run_preflight(trainer, pl_module, batch)

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_info
 from netscope.callbacks.board import Board
-from netscope.callbacks.logging_sinks import log_figure
+from netscope.callbacks.console import say
+from netscope.callbacks.logging_sinks import log_figure, log_scalars
 from netscope.core.task import class_names
 from netscope.figures.evaluation import draw_confusion
 from torchmetrics import MetricCollection
@@ -47,10 +47,10 @@ class EvaluationReport(Callback):
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         task = getattr(pl_module, "task", "classification")
-        if task == "regression":
+        num_classes = 2 if task == "binary" else getattr(pl_module, "num_classes", None)
+        if task == "regression" or not num_classes:  # a user's module that does not say
             self.metrics = None
             return
-        num_classes = 2 if task == "binary" else pl_module.num_classes
         self.class_names = class_names(getattr(pl_module, "class_names", None), num_classes)
         self.metrics = MetricCollection({
             "precision": MulticlassPrecision(num_classes, average=None),
@@ -71,10 +71,12 @@ class EvaluationReport(Callback):
         if self.metrics is None or not self.metrics["confusion"].update_called:
             return
         values = {name: value.cpu() for name, value in self.metrics.compute().items()}  # every rank
-        for metric in ("precision", "recall", "f1"):
-            for name, value in zip(self.class_names, values[metric]):
-                pl_module.log(f"{self.prefix}/{metric}/{name.replace('/', '_')}", value.item(),
-                              rank_zero_only=True)
+        # Synchronized already (torchmetrics), so logged directly: through ``self.log`` under
+        # DDP, Lightning would advise sync_dist once per value.
+        log_scalars(trainer, {f"{self.prefix}/{metric}/{name.replace('/', '_')}": float(value)
+                              for metric in ("precision", "recall", "f1")
+                              for name, value in zip(self.class_names, values[metric])},
+                    trainer.global_step)
         if trainer.is_global_zero:
             self._write(trainer, values)
 
@@ -93,7 +95,7 @@ class EvaluationReport(Callback):
             writer.writerows([name, *row] for name, row in zip(self.class_names, confusion.tolist()))
         png = draw_confusion(run.path, self.prefix)
         self._log(trainer, rows, png)
-        rank_zero_info(f"Per-class {self.prefix} report: {per_class}, {png}")
+        say(f"Per-class {self.prefix} report: {per_class}, {png}")
 
     def table(self, values: dict[str, torch.Tensor]) -> list[list[Any]]:
         """Rows of ``class, precision, recall, f1, support``, then the macro and weighted averages."""

@@ -4,8 +4,8 @@
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.utilities import rank_zero_info
 from netscope.callbacks.board import Board
+from netscope.callbacks.console import say
 from netscope.callbacks.logging_sinks import log_figure
 from netscope.core.compat import logger_step
 from netscope.doctor.measures import probe_layers, weight_layers
@@ -49,12 +49,17 @@ class TrainingFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, CSVLogger):
                 logger.save()  # the history on disk is complete before it is read
-        run_dir = Board.of(trainer).run.path
-        paths = draw_training(run_dir, self.dpi) | draw_histograms(run_dir, self.dpi)
+        run = Board.of(trainer).run
+        paths = draw_histograms(run.path, self.dpi)  # histograms.jsonl, whatever the loggers
+        if run.has_history():
+            paths = draw_training(run.path, self.dpi) | paths
+        else:
+            say("netscope: no training figures: the run keeps no metrics.csv (give "
+                "the trainer a CSVLogger, as netscope's commands do).")
         for name, path in paths.items():
             log_figure(trainer, f"figures/{name}", path, logger_step(trainer))
         if paths:
-            rank_zero_info("Figures: " + ", ".join(str(p) for p in paths.values()))
+            say("Figures: " + ", ".join(str(p) for p in paths.values()))
 
 
 def model_layers(module: torch.nn.Module) -> dict[str, dict[str, str]]:

@@ -4,6 +4,11 @@ Lightning's :class:`BasePredictionWriter` calls us per batch, so predictions nev
 up in memory. Rows are mapped back to files through the datamodule's ``predict_files``
 (``datamodules.ImageFolderDataModule`` batches ``(images, index)``); other datamodules get
 row numbers. Files the datamodule could not read are listed beside the predictions.
+
+Names are written as they are: UTF-8 whatever the machine's locale, and quoted by the
+``csv`` module wherever a comma, a quote or a line break in a file name needs it, so that
+any CSV reader gets the name back exactly. (Names that are not UTF-8 never get this far:
+the datamodule skips them, and lists each odd byte of their names as ``\\xNN``.)
 """
 
 import csv
@@ -45,14 +50,14 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.path = self._output(trainer, self.filename)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", newline="")
+        self._file = open(self.path, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
         self._rows = 0
         self._header_written = False
         skipped = getattr(trainer.datamodule, "predict_skipped", None) or {}
         if skipped and trainer.is_global_zero:
             unreadable = self._output(trainer, Path(self.filename).stem + "_unreadable.csv")
-            with open(unreadable, "w", newline="") as file:
+            with open(unreadable, "w", newline="", encoding="utf-8") as file:
                 csv.writer(file).writerows([["file", "error"], *skipped.items()])
             names = ", ".join(list(skipped)[:10]) + (" ..." if len(skipped) > 10 else "")
             rank_zero_warn(f"{len(skipped)} file(s) could not be read and get no prediction "

@@ -18,7 +18,6 @@ from lightning.pytorch.utilities import rank_zero_warn
 from netscope.callbacks.run_summary import is_interruption
 from netscope.models.wrapped import inspected
 
-
 #: Where netscope's checkpoints record the class of the model they hold (the user's network
 #: for a wrapped ``nn.Module``), for ``netscope.checkpoints.check_checkpoint``.
 MODEL_CLASS_KEY = "netscope_model_class"

@@ -63,6 +63,10 @@ CSV_WRITER_START_HOOK = "_check_log_dir_exists"
 
 
 # ----------------------------------------------------------------------------- LightningCLI
+#: The LightningCLI methods :class:`CLIHooks` replaces (their version test checks them).
+CLI_PRIVATE_HOOKS = ("_parse_ckpt_path", "_run_subcommand")
+
+
 class CLIHooks(LightningCLI):
     """``LightningCLI`` with its two private steps that netscope replaces given public names.
 

@@ -104,10 +104,19 @@ class RunDir:
 
     def history(self) -> History:
         """The scalar history in ``csv/metrics.csv`` (empty when there is none)."""
-        return read_history(self.file(self.HISTORY))
+        path = self.history_file()
+        return read_history(path) if path is not None else History()
 
     def has_history(self) -> bool:
-        return self.file(self.HISTORY).is_file()
+        return self.history_file() is not None
+
+    def history_file(self) -> Path | None:
+        """Where the history is: netscope's ``csv/metrics.csv``, or the ``metrics.csv`` a
+        plain Lightning script's CSVLogger writes into its log directory (the run's folder)."""
+        for name in (self.HISTORY, "metrics.csv"):
+            if self.file(name).is_file():
+                return self.file(name)
+        return None
 
     def histograms(self) -> list[dict[str, Any]]:
         """The histogram records of ``histograms.jsonl``, in the order taken."""

@@ -20,6 +20,7 @@ from netscope.datamodules.image_cache import (
     decode_folder,
     scan_class_folder,
 )
+from netscope.datamodules.image_files import MAX_PIXELS
 from netscope.datamodules.splits import split_indices
 
 #: Sub-folder names that mark a folder already split into train/validation/test.
@@ -53,6 +54,7 @@ class ImageFolderDataModule(ImageDataModule):
         cutout: int = 0,
         flip_mode: FlipMode = "random",
         keep_on_device: bool = True,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         """List the class folders (the images are decoded in ``setup``); the other arguments
         are :class:`ImageDataModule`'s.
@@ -72,6 +74,9 @@ class ImageFolderDataModule(ImageDataModule):
             cache_dir: where decoded images are cached (default ``$NETSCOPE_CACHE_DIR`` or
                 ``~/.cache/netscope``); never inside ``data_dir``.
             predict_dir: folder of new images (any depth, no labels) for ``predict``.
+            max_pixels: an image over this many pixels (width x height; a JPEG at the scale
+                it is decoded at) is skipped with a warning before it is decoded: a small
+                file can declare a huge image. Default 4096 x 4096.
             vflip: also mirror training images top-bottom at random (for images with no
                 "up", e.g. seen from above: satellite, microscopy).
         """
@@ -81,6 +86,9 @@ class ImageFolderDataModule(ImageDataModule):
                             f"(images left to train on).")
         if image_size < 1:
             raise UserError(f"image_size must be a positive number of pixels, got {image_size}.")
+        if max_pixels < image_size * image_size:
+            raise UserError(f"max_pixels ({max_pixels}) is below image_size x image_size "
+                            f"({image_size * image_size}): every image would be skipped.")
         super().__init__(data_dir=data_dir, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, val_fraction=val_fraction,
                          split_seed=split_seed, flip=flip, translate=translate, cutout=cutout,
@@ -91,6 +99,7 @@ class ImageFolderDataModule(ImageDataModule):
         self.strict = strict
         self.cache_dir = cache_dir
         self.predict_dir = predict_dir
+        self.max_pixels = max_pixels
         self.split_dirs = self._find_split_dirs(Path(data_dir))
         # Listing files is cheap; decoding waits for setup. This also fails early on an
         # empty class folder.
@@ -120,7 +129,7 @@ class ImageFolderDataModule(ImageDataModule):
 
     # ------------------------------------------------------------------- decoding
     def _decode(self, folder: Path) -> DecodedImages:
-        return decode_class_folder(folder, None, self.image_size, self.cache_dir, self.strict)
+        return decode_class_folder(folder, None, self.image_size, self.cache_dir, self.strict, self.max_pixels)
 
     def load_splits(self) -> dict[str, Split]:
         if not self.split_dirs:
@@ -133,7 +142,7 @@ class ImageFolderDataModule(ImageDataModule):
                 raise UserError(f"'{folder}' has class folders that '{self.split_dirs['train']}' lacks: "
                                 f"{', '.join(extra)}. Every class must have training images.")
             decoded = decode_class_folder(folder, None if split == "train" else self._classes_in(folder),
-                                          self.image_size, self.cache_dir, self.strict)
+                                          self.image_size, self.cache_dir, self.strict, self.max_pixels)
             # Labels follow the training folder's class order, whatever this folder holds.
             to_train_label = torch.tensor([self.class_names.index(name) for name in decoded.classes])
             splits[split] = (decoded.images, to_train_label[decoded.labels])
@@ -167,7 +176,7 @@ class ImageFolderDataModule(ImageDataModule):
         if not self.predict_dir:
             raise UserError("predict needs the folder of images to classify: "
                             "--data.init_args.predict_dir <folder>.")
-        decoded = decode_folder(self.predict_dir, self.image_size, self.cache_dir, self.strict)
+        decoded = decode_folder(self.predict_dir, self.image_size, self.cache_dir, self.strict, self.max_pixels)
         self.predict_files = [str(Path(self.predict_dir) / name) for name in decoded.files]
         self.predict_skipped = decoded.skipped
         return decoded.images, torch.arange(len(decoded.files))

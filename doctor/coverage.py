@@ -108,14 +108,15 @@ def training_coverage(history: History, context: Context, t: Thresholds,
             if count >= needed:
                 continue
             if count == 0 and facts.steps < max(facts.every, 1):
-                why = (f"the fit was {facts.steps} steps, shorter than log_every_n_steps "
+                why = (f"the fit was {_count(facts.steps, 'step')}, shorter than log_every_n_steps "
                        f"{facts.every}: the diagnostics never logged")
             elif count == 0 and producer not in facts.diagnostics:
                 why = f"no {producer} callback logged {family.rstrip('/')}"
             elif count == 0:
                 why = f"nothing was logged under {family}"
             else:
-                why = f"{count} logged steps of {family.rstrip('/')}, fewer than the {needed} it needs"
+                why = (f"{_count(count, 'logged step')} of {family.rstrip('/')}, fewer than the "
+                       f"{needed} it needs")
         coverage.skipped(rule, why) if why else coverage.ran(rule)
     steps, _ = history.series("train/loss")
     if context.chance_loss is None:
@@ -134,13 +135,17 @@ def training_coverage(history: History, context: Context, t: Thresholds,
         coverage.skipped("overfitting", "no validation loss was logged (looked for val/loss, "
                                         "val_loss, valid_loss)")
     else:
-        coverage.skipped("overfitting", f"{validation} validation epochs, fewer than the "
-                                        f"{t.overfit_epochs + 1} it needs")
+        coverage.skipped("overfitting", f"{_count(validation, 'validation epoch')}, fewer than "
+                                        f"the {t.overfit_epochs + 1} it needs")
     if facts.guard:
         coverage.ran("divergence")
     else:
         coverage.skipped("divergence", "no DivergenceGuard callback")
     return coverage
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _not_applicable(rule: str, context: Context) -> str | None:

@@ -385,7 +385,7 @@ def signal(report: Preflight, t: Thresholds) -> list[Finding]:
     first, last = layers[0], layers[-1]
     evidence = {"act_std": {l["name"]: l["act_std"] for l in layers},
                 "grad_rms": {l["name"]: l["grad_rms"] for l in layers}, "threshold": t.signal_ratio}
-    if last["grad_rms"] <= 0 or first["act_std"] <= 0:
+    if min(first["grad_rms"], last["grad_rms"], first["act_std"]) <= 0:
         return []  # no signal at all: symmetry or dead units say why
     backward = first["grad_rms"] / last["grad_rms"]
     forward = last["act_std"] / first["act_std"]

@@ -7,6 +7,7 @@ notice, the model table and a progress display that suits the output.
 """
 
 import copy
+import inspect
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,22 +18,23 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressB
 
 from netscope.callbacks import Doctor, ResumeState, RunSummary
 from netscope.callbacks.board import Board
-from netscope.callbacks.console import EpochLinePrinter, ModelTable
+from netscope.callbacks.console import EpochLinePrinter, EvaluationLines, ModelTable
 from netscope.checkpoints import checkpoint_step
 from netscope.config_saver import RunConfigSaver
 from netscope.core.errors import UserError
 from netscope.core.rundir import RunDir
 from netscope.doctor.findings import Finding
-from netscope.loggers import place_loggers, quiet_wandb_init, with_history
+from netscope.loggers import place_loggers, quiet_wandb_warnings, with_history
 from netscope.model_forms import build_model, import_class
 from netscope.trainer import NetscopeTrainer
 from netscope.wandb_setup import WandbNotice, print_notice
 
-#: The arguments of each extra command's Trainer method, handed to it by the lifecycle.
+#: The arguments of each extra command's Trainer method, handed to it by the lifecycle:
+#: read from the method, so that a new option can never be parsed and then dropped.
 METHOD_OPTIONS = {
-    "export": ("ckpt_path", "tta"),
-    "serve": ("ckpt_path", "onnx", "port", "host", "max_batch_size", "batch_timeout",
-              "max_request_mb", "workers", "threads", "tta"),
+    name: tuple(p for p in inspect.signature(getattr(NetscopeTrainer, name)).parameters
+                if p not in ("self", "model", "datamodule"))
+    for name in ("export", "serve")
 }
 
 
@@ -86,7 +88,7 @@ def build_parts(command: Any, run: RunDir, resumed: bool) -> Parts:
                               limit_train_batches=trainer_kwargs.get("limit_train_batches") or 1)
     trainer = NetscopeTrainer(**trainer_kwargs)
     Board.attach(trainer, run)
-    quiet_wandb_init(trainer.loggers)
+    quiet_wandb_warnings(trainer.loggers)
     options = {k: command.option(k) for k in METHOD_OPTIONS.get(command.name, ())}
     return Parts(trainer, model, datamodule, run, options)
 
@@ -130,6 +132,7 @@ def callbacks_for(command: Any, built: Namespace, trainer_kwargs: dict[str, Any]
     if not trainer_kwargs.get("fast_dev_run"):
         callbacks.append(RunConfigSaver(command.parser, as_given, overwrite=True))
     callbacks.append(WandbNotice(notices))
+    callbacks.append(EvaluationLines())
     if trainer_kwargs.get("enable_model_summary", True) is not False and not _has(callbacks, ModelSummary):
         callbacks.append(ModelTable())
     if trainer_kwargs.get("enable_progress_bar", True) is not False and not _has(callbacks, ProgressBar):

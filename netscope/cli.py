@@ -131,7 +131,10 @@ class NetscopeCLI(CLIHooks):
         config = self.config[subcommand] if subcommand else None
         if config is None or not config.get("ckpt_path"):
             return
-        hparams = check_checkpoint(config.ckpt_path, config.model.class_path)
+        # "last" and "hpc" become the file they name, checked like any path.
+        config.ckpt_path, hparams = check_checkpoint(config.ckpt_path, config.model.class_path,
+                                                     (config.get("checkpoint") or {}).get("dirpath"),
+                                                     config.trainer.get("default_root_dir"))
         init_args = config.model.get("init_args")
         for name, value in hparams.items():
             if init_args is not None and name in init_args and not name.startswith("_"):

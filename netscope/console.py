@@ -15,11 +15,19 @@ from netscope.core.rundir import RunDir
 _NOISE_WARNINGS = (
     # torch 2.14 deprecates LeafSpec; Lightning 2.6's pytree helper still builds one.
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # a fit shorter than log_every_n_steps: the doctor says what it means for the
+    # diagnostics, in netscope's words (callbacks.Doctor), once
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
 )
 _NOISE_LOG_LINES = (
     "💡 Tip: For seamless cloud logging",  # Lightning advertising its LitLogger
     # netscope adds its own model summary (callbacks.console.ModelTable), on purpose.
     "Trainer already configured with model summary callbacks",
+    # what the user cannot act on: which accelerators exist, the seed (in config.yaml),
+    # how a fit ended (netscope's last line says), the test's checkpoint (its own line says)
+    "GPU available:", "TPU available:", "HPU available:", "Seed set to ",
+    "`Trainer.fit` stopped:", "Restoring states from the checkpoint path",
+    "Loaded model weights from the checkpoint",
 )
 
 
@@ -39,7 +47,7 @@ def quiet_third_party_noise() -> None:
 
     wandb's "The anonymous setting has no effect" comes from Lightning's WandbLogger
     passing ``anonymous=None``; it is silenced where the logger is configured
-    (:func:`netscope.loggers.quiet_wandb_init`), not here.
+    (:func:`netscope.loggers.quiet_wandb_warnings`), not here.
     """
     for message in _NOISE_WARNINGS:
         warnings.filterwarnings("ignore", message=message)

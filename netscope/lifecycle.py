@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from netscope.assembly import Parts, build_parts
 from netscope.callbacks.run_summary import RunSummary, record_failure
@@ -97,9 +99,24 @@ def refuse_early(command: Command) -> None:
             "--ckpt_path runs/<run>/checkpoints/last.ckpt. To predict with the model's "
             "untrained (initial) weights on purpose, add --untrained true.")
     trainer = command.config.trainer
+    accelerator = str(trainer.accelerator)
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"--trainer.accelerator {accelerator}: PyTorch sees no GPU on this machine "
+                        f"(torch.cuda.is_available() is False; a CPU-only install of torch, or "
+                        f"no driver). Leave the option out (auto uses a GPU where there is one) "
+                        f"or use --trainer.accelerator cpu.")
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
     advice = precision_advice(trainer.precision, trainer.accelerator)
-    if advice and os.environ.get("LOCAL_RANK", "0") == "0":
+    if advice:
         print(advice, file=sys.stderr)
+    devices, cores = trainer.devices, os.cpu_count() or 1
+    devices = int(devices) if isinstance(devices, str) and devices.isdigit() else devices
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and isinstance(devices, int) and devices > cores:
+        print(f"netscope: note: --trainer.devices {devices} starts {devices} processes on this "
+              f"machine's {cores} CPU cores: they share the cores, so the fit is slower, not "
+              f"faster. Use --trainer.devices {cores} or fewer.", file=sys.stderr)
 
 
 def open_run(command: Command) -> tuple[RunDir, bool]:
@@ -155,15 +172,13 @@ def test_after_fit(command: Command, parts: Parts) -> None:
 
 
 def _has_test_split(datamodule: LightningDataModule | None, model: LightningModule) -> bool:
-    """netscope's datamodules say whether they have a test split; any other datamodule (or
-    model) that defines a test loader and a ``test_step`` is tested too."""
+    """Whether there is a test to run: a model with a ``test_step``, and data with a test
+    split (netscope's datamodules say; any other that defines a test loader has one)."""
+    if not is_overridden("test_step", model):
+        return False
     if datamodule is not None and hasattr(datamodule, "has_test"):
         return bool(datamodule.has_test)
-    from lightning.pytorch.utilities.model_helpers import is_overridden
-
-    loader_owner = datamodule if datamodule is not None else model
-    return (is_overridden("test_dataloader", loader_owner)
-            and is_overridden("test_step", model))
+    return is_overridden("test_dataloader", datamodule if datamodule is not None else model)
 
 
 def _before_first_step(parts: Parts | None, command: Command) -> bool:

@@ -148,7 +148,7 @@ class _ContinuedWriter(ExperimentWriter):
 setattr(_ContinuedWriter, CSV_WRITER_START_HOOK, _ContinuedWriter.keep_rows_before_resume)
 
 
-def quiet_wandb_init(loggers: list[Logger]) -> None:
+def quiet_wandb_warnings(loggers: list[Logger]) -> None:
     """Leave ``anonymous`` out of what each ``WandbLogger`` passes to ``wandb.init`` when
     it is unset: Lightning always passes it (None), and wandb then warns on every run that
     "The anonymous setting has no effect". Only the unset value is dropped; a user's

@@ -20,7 +20,7 @@ def main(args: list[str] | None = None) -> None:
     misconfiguration) are printed as one paragraph; a run directory already made records
     them in ``metrics.json``. Ends with ``sys.exit`` when the status is not 0.
     """
-    from netscope.core.errors import user_error
+    from netscope.core.errors import plain, user_error
 
     try:
         from netscope.cli import NetscopeCLI
@@ -35,7 +35,7 @@ def main(args: list[str] | None = None) -> None:
         error = user_error(raised)
         if error is None:
             raise
-        print(f"netscope: error: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"netscope: error: {plain(str(error))}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
     if cli.result is not None and cli.result.exit_code:
         sys.exit(cli.result.exit_code)

@@ -78,7 +78,8 @@ def own_lightning_module(model: LightningModule, optimizer: dict | None, schedul
     if is_overridden("configure_optimizers", model, LightningModule):
         if chosen:
             notices.append(f"netscope: note: {name} has its own configure_optimizers; the "
-                           f"config's {' and '.join(chosen)} were not used.")
+                           f"config's {' and '.join(chosen)} "
+                           f"{'was' if len(chosen) == 1 else 'were'} not used.")
         return model
     check_choice(model, optimizer, scheduler)
 

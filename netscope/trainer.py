@@ -131,7 +131,8 @@ class NetscopeTrainer(Trainer):
               ckpt_path: str | None = None, onnx: str | None = None, port: int = 8000,
               host: str = "127.0.0.1", max_batch_size: int = 8, batch_timeout: float = 0.005,
               max_request_mb: float = 16.0, workers: int = 1, threads: int = 0,
-              tta: TTAMode | None = None) -> None:
+              tta: TTAMode | None = None, max_pixels: int = 4096 * 4096,
+              api_key_env: str | None = None) -> None:
         """Serve a checkpoint or model.onnx over HTTP.
 
         A checkpoint is served with PyTorch, an exported ``model.onnx`` with onnxruntime.
@@ -140,15 +141,20 @@ class NetscopeTrainer(Trainer):
             ckpt_path: the checkpoint to serve (unless ``onnx`` is given).
             onnx: a ``model.onnx`` written by ``export``, served with onnxruntime instead.
             port: the TCP port to listen on.
-            host: the interface: ``127.0.0.1`` (this machine only) or ``0.0.0.0`` (every network).
+            host: the interface: ``127.0.0.1`` (this machine only, the default) or ``0.0.0.0``
+                (every network; then set ``api_key_env`` or put a reverse proxy in front).
             max_batch_size: requests answered by one forward pass at most (1: no batching).
             batch_timeout: seconds to wait for more requests to fill a batch.
             max_request_mb: larger request bodies are refused (413).
             workers: inference worker processes.
             threads: compute threads per worker (0: the library's default).
             tta: test-time augmentation for a checkpoint (default: the model's ``tta``).
+            max_pixels: larger images (width x height) are refused (413) before decoding.
+            api_key_env: the environment variable holding the API key every request but
+                ``/health`` must carry (``X-API-Key`` or ``Authorization: Bearer``);
+                LitServe's ``LIT_SERVER_API_KEY`` is used when this is not given.
         """
         from netscope.deploy import commands as deploy  # litserve/onnx load only for these commands
 
         deploy.serve(model, datamodule, ckpt_path, onnx, host, port, max_batch_size, batch_timeout,
-                     max_request_mb, workers, threads, tta)
+                     max_request_mb, workers, threads, tta, max_pixels, api_key_env)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from netscope.main import main
-from tests.helpers import CONFIGS, FAST, metrics
+from tests.helpers import CONFIGS, FAST, metrics, run
 from tests.image_folders import make_class_folder
 
 XOR = ["fit", "--config", str(CONFIGS / "xor.yaml"), *FAST]
@@ -91,3 +91,58 @@ def test_predict_without_checkpoint_is_refused(tmp_path, capsys):
     line, dirs = fails(["predict", "--config", str(CONFIGS / "xor.yaml")], tmp_path / "runs", capsys)
     assert "--ckpt_path" in line and "--untrained true" in line
     assert dirs == []
+
+
+class Payload:
+    """Stands for an object a hostile checkpoint carries (a pickle can name any callable)."""
+
+
+def test_unsafe_checkpoint_is_refused_in_one_plain_paragraph(tmp_path, capsys):
+    """Objects beyond weights are refused (weights_only), for a path and for ``last`` alike,
+    in one complete paragraph without the terminal codes torch puts in its message."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    torch.save({"state_dict": {}, "extra": Payload()}, folder / "last.ckpt")
+    for extra in (["--ckpt_path", str(folder / "last.ckpt")],
+                  ["--checkpoint.dirpath", str(folder), "--ckpt_path", "last"]):
+        line, dirs = fails([*XOR, *extra], tmp_path / "runs", capsys)
+        assert "\x1b" not in line and "two options" not in line, line
+        assert "tests.test_bad_input.Payload" in line and "weights only" in line
+        assert line.endswith("save it again without those objects.")
+        assert dirs == []
+    assert f"--ckpt_path last ({folder / 'last.ckpt'})" in line
+
+
+def test_ckpt_path_last_and_hpc_are_checked_as_a_path(tmp_path, capsys):
+    line, dirs = fails([*XOR, "--ckpt_path", "last"], tmp_path / "runs", capsys)
+    assert "--ckpt_path last" in line and "empty checkpoints/ folder" in line and dirs == []
+    line, dirs = fails([*XOR, "--ckpt_path", "hpc"], tmp_path / "runs", capsys)  # was a traceback
+    assert "hpc_ckpt_<N>.ckpt" in line and dirs == []
+    line, _ = fails([*XOR, "--ckpt_path", "best"], tmp_path / "runs", capsys)
+    assert "--ckpt_path best" in line
+
+    # last and hpc name real files: the check reads the file Lightning would load.
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    torch.save({"hyper_parameters": {"_class_path": "netscope.models.ConvNet"}, "state_dict": {}},
+               folder / "last.ckpt")
+    line, _ = fails([*XOR, "--checkpoint.dirpath", str(folder), "--ckpt_path", "last"], tmp_path / "runs", capsys)
+    assert f"last ({folder / 'last.ckpt'}) holds a netscope.models.ConvNet model" in line
+    root = tmp_path / "root"
+    root.mkdir()
+    for number in (1, 2, 10):
+        torch.save({"hyper_parameters": {"_class_path": "netscope.models.ConvNet"}, "state_dict": {}},
+                   root / f"hpc_ckpt_{number}.ckpt")
+    with pytest.raises(SystemExit):
+        main([*XOR, "--ckpt_path", "hpc", "--trainer.default_root_dir", str(root)])
+    assert f"hpc ({root / 'hpc_ckpt_10.ckpt'}) holds a netscope.models.ConvNet" in capsys.readouterr().err
+
+
+def test_ckpt_path_last_loads_the_checkpoint_it_names(tmp_path):
+    fit_dir = run(*XOR, root=tmp_path / "runs")
+    checkpoints = fit_dir / "checkpoints"
+    by_path = run("validate", *XOR[1:], "--ckpt_path", str(checkpoints / "last.ckpt"), root=tmp_path / "runs")
+    by_name = run("validate", *XOR[1:], "--checkpoint.dirpath", str(checkpoints), "--ckpt_path", "last",
+                  root=tmp_path / "runs")
+    assert metrics(by_name)["status"] == "completed"
+    assert metrics(by_name)["val/loss"] == metrics(by_path)["val/loss"]

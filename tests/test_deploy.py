@@ -286,3 +286,46 @@ def test_export_and_serve_explain_a_missing_checkpoint_or_a_file_that_is_not_onn
             run(command, *satellite(root), *extra, root=tmp_path / "runs")
         assert stopped.value.code == 1
         assert message in capsys.readouterr().err
+
+
+def test_served_checkpoint_checks_the_key_first_and_refuses_hostile_requests(deployed, monkeypatch):
+    """The whole server (LitServe, the model): /health without a key, the key before the
+    body, the pixel cap before decoding, malformed multipart and wrong-typed JSON as 4xx.
+    LitServe's own LIT_SERVER_API_KEY is set too: its check (which would lock /health and
+    come after the decode) is replaced by netscope's, so only --api_key_env's key counts."""
+    from tests.test_hardening import exchange, multipart, png_header, request
+
+    monkeypatch.setenv("NETSCOPE_TEST_KEY", "k3y")
+    monkeypatch.setenv("LIT_SERVER_API_KEY", "litserve-key")
+    server = Server([*deployed["args"], "--ckpt_path", str(deployed["checkpoint"]), "--max_batch_size", "1",
+                     "--api_key_env", "NETSCOPE_TEST_KEY", "--max_pixels", "4096"], cwd=deployed["tmp"])
+    try:
+        server.wait_ready()  # /health answers without a key
+        good = deployed["new"] / "new_beta.png"
+        assert post_file(server.url, good).status_code == 401
+        with open(good, "rb") as file:
+            response = requests.post(f"{server.url}/predict", files={"file": file},
+                                     headers={"X-API-Key": "k3y"}, timeout=30)
+        assert response.status_code == 200, response.text
+        assert_same_as_predict(response.json(), deployed["rows"][good.name])
+        assert requests.get(f"{server.url}/info", headers={"X-API-Key": "litserve-key"}, timeout=30).status_code == 401
+
+        port = server.port
+        status, headers, _ = exchange(port, request(None, key=None, length=2**20), timeout=20)
+        assert status == 401 and headers["connection"] == "close"  # answered without the body
+        status, _, body = exchange(port, request(multipart(png_header(9000, 9000)), key="k3y"))
+        assert status == 413 and "9000x9000" in json.loads(body)["detail"]
+        for raw in (request(multipart(b"abc"), "multipart/form-data", key="k3y"),  # no boundary: was a 500
+                    request(multipart(good.read_bytes(), boundary="other"), key="k3y"),
+                    request(b'{"image": 5}', "application/json", key="k3y"),
+                    request(b"[" * 100_000, "application/json", key="k3y")):
+            status, _, body = exchange(port, raw)
+            assert status == 400, (raw[:80], status, body)
+        with open(good, "rb") as file:  # and it goes on serving
+            assert requests.post(f"{server.url}/predict", files={"file": file}, headers={"X-API-Key": "k3y"},
+                                 timeout=30).status_code == 200
+    finally:
+        status = server.stop(signal.SIGTERM)
+    assert status == 0, server.output()
+    assert "Traceback" not in server.output(), server.output()
+    assert "Expected boundary" not in server.output()  # a log line per malformed body, before

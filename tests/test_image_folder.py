@@ -2,6 +2,8 @@
 empty classes, the seeded stratified split, the folder's own splits, read-only data and
 cache invalidation."""
 
+import csv
+import json
 import os
 import stat
 
@@ -41,7 +43,7 @@ def test_decodes_folder_skips_corrupt_file_with_warning(tmp_path):
     data = ImageFolderDataModule(str(root), image_size=16, batch_size=4)
     assert data.class_names == ["alpha", "beta", "gamma"]
     assert (data.num_classes, data.input_shape) == (3, (3, 16, 16))
-    with pytest.warns(UserWarning, match=r"Skipped 1 unreadable image\(s\).*alpha/broken\.jpg"):
+    with pytest.warns(UserWarning, match=r"Skipped the image '.*alpha/broken\.jpg'"):
         data.setup("fit")
     images = torch.cat([data.splits[s][0] for s in ("train", "val", "test")])
     labels = torch.cat([data.splits[s][1] for s in ("train", "val", "test")])
@@ -187,3 +189,94 @@ def test_vertical_flip_only_while_training(tmp_path):
     is_flipped = (flipped == images.flip(-2)).flatten(1).all(1)
     unchanged = (flipped == images).flatten(1).all(1)
     assert (is_flipped | unchanged).all() and 50 < is_flipped.sum() < 150
+
+
+def add_hostile_entries(folder):
+    """Entries that look like images but cannot be read as one; ``{name: reason fragment}``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.symlink("self.jpg", folder / "self.jpg")  # a loop
+    os.symlink("nowhere.jpg", folder / "gone.jpg")  # dangling
+    os.mkfifo(folder / "pipe.png")  # opening it would wait forever
+    (folder / "album.jpg").mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "album.jpg" / "inside.png")
+    with open(os.fsencode(folder) + b"/caf\xe9.png", "wb") as file:  # Latin-1 bytes: not UTF-8
+        Image.new("RGB", (8, 8)).save(file, format="PNG")
+    Image.new("RGB", (40, 40)).save(folder / "huge.png")  # over max_pixels 1000 below
+    expected = {"self.jpg": "loops", "gone.jpg": "does not exist", "pipe.png": "FIFO",
+                "caf\\xe9.png": "not valid UTF-8", "huge.png": "--data.init_args.max_pixels"}
+    if os.geteuid() != 0:  # root reads any file whatever its mode
+        Image.new("RGB", (8, 8)).save(folder / "locked.png")
+        (folder / "locked.png").chmod(0)
+        expected["locked.png"] = "permission denied"
+    return expected
+
+
+def skip_warnings(record):
+    return [str(w.message) for w in record if "Skipped the image" in str(w.message)]
+
+
+def test_hostile_entries_are_skipped_and_named_once_each_by_fit_and_predict(tmp_path):
+    root = make_class_folder(tmp_path / "shapes", per_class=6, corrupt=False)
+    expected = add_hostile_entries(root / "alpha")
+    expected["album.jpg"] = "a folder"  # in a class folder, sub-folders are not read
+    args = ["--config", str(CONFIGS / "satellite.yaml"), "--data.init_args.data_dir", str(root),
+            "--data.init_args.image_size", "16", "--data.init_args.max_pixels", "1000",
+            "--trainer.max_epochs", "1", "--trainer.logger", "false",
+            "--trainer.enable_model_summary", "false", "--test_after_fit", "false"]
+    with pytest.warns(UserWarning) as record:
+        fit_dir = run("fit", *args, root=tmp_path / "runs")
+    assert json.loads((fit_dir / "metrics.json").read_text())["status"] == "completed"
+    messages = skip_warnings(record)
+    for name, reason in expected.items():
+        named = [m for m in messages if f"alpha/{name}'" in m]
+        assert len(named) == 1 and reason in named[0], (name, messages)
+    assert len(messages) == len(expected)
+
+    # predict reads sub-folders (album.jpg/inside.png is an image to classify), skips the
+    # rest, and writes every name faithfully: commas, quotes, line breaks, spaces, non-ASCII.
+    new = tmp_path / "new"
+    odd = ["comma, in it.png", 'a "quoted" name.png', "line\nbreak.png", " spaces .png", "über ☃.png",
+           "=1+1.png"]
+    for name in odd:
+        save(new / name, (220, 40, 40), (10, 10), "RGB", seed=1)
+    unreadable_expected = add_hostile_entries(new)
+    checkpoint = next((fit_dir / "checkpoints").glob("last.ckpt"))
+    with pytest.warns(UserWarning) as record:
+        predict_dir = run("predict", *args, "--ckpt_path", str(checkpoint),
+                          "--data.init_args.predict_dir", str(new), root=tmp_path / "runs")
+    messages = skip_warnings(record)
+    assert len(messages) == len(unreadable_expected), messages
+    with open(predict_dir / "predictions.csv", newline="", encoding="utf-8") as file:
+        files = sorted(row["file"] for row in csv.DictReader(file))
+    assert files == sorted([str(new / name) for name in odd] + [str(new / "album.jpg" / "inside.png")])
+    with open(predict_dir / "predictions_unreadable.csv", newline="", encoding="utf-8") as file:
+        unreadable = {row["file"]: row["error"] for row in csv.DictReader(file)}
+    assert sorted(unreadable) == sorted(str(new / name) for name in unreadable_expected)
+    for name, reason in unreadable_expected.items():
+        assert reason in unreadable[str(new / name)], (name, unreadable)
+
+
+def test_a_class_folder_of_unreadable_entries_only_says_why(tmp_path):
+    root = make_class_folder(tmp_path / "shapes", per_class=2, corrupt=False)
+    for file in (root / "gamma").iterdir():
+        file.unlink()
+    os.symlink("loop.png", root / "gamma" / "loop.png")
+    with pytest.raises(UserError, match=r"'.*gamma' has no images .* that can be read: "
+                                        r".*loop\.png \(a symbolic link that loops"):
+        ImageFolderDataModule(str(root))
+
+
+def test_the_pixel_cap_skips_before_decoding(tmp_path):
+    """A PNG that declares 9000 x 9000 in 69 bytes: refused from its header (a decode would
+    fail, "truncated"), with the option to raise the cap named."""
+    from tests.test_hardening import png_header
+
+    root = numbered_folder(tmp_path / "numbers", [3, 3])
+    (root / "c0" / "bomb.png").write_bytes(png_header(9000, 9000))
+    data = ImageFolderDataModule(str(root), image_size=8, val_fraction=0.3, test_fraction=0.3)
+    with pytest.warns(UserWarning, match=r"bomb\.png': 9000x9000 pixels, over the cap of 16777216 "
+                                         r"\(--data.init_args.max_pixels"):
+        data.setup("fit")
+    assert sum(len(labels) for _, labels in data.splits.values()) == 6
+    with pytest.raises(UserError, match="max_pixels .* is below image_size"):
+        ImageFolderDataModule(str(root), image_size=64, max_pixels=1000)

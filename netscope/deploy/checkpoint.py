@@ -5,11 +5,9 @@ gets through ``ckpt_path``) does not happen; this does the two parts of it they 
 weights, and the datamodule's state (an image folder's measured mean and std, its classes).
 """
 
-from pathlib import Path
-
-import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 
+from netscope.checkpoints import load_checkpoint
 from netscope.core.errors import UserError
 
 
@@ -18,11 +16,8 @@ def restore(model: LightningModule, datamodule: LightningDataModule | None, ckpt
     if not ckpt_path:
         raise UserError("This command needs a trained model: --ckpt_path <run dir>/checkpoints/<file>.ckpt "
                         "(serve also takes an exported file: --onnx <export run dir>/model.onnx).")
-    if not Path(ckpt_path).is_file():
-        raise UserError(f"The checkpoint '{ckpt_path}' does not exist. Pass --ckpt_path "
-                        f"<run dir>/checkpoints/<file>.ckpt of a finished fit.")
+    checkpoint = load_checkpoint(ckpt_path)  # weights only, as every command reads one
     try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, KeyError, OSError) as error:  # truncated file, or another model's weights
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,6 +1,8 @@
 """What ``python main.py export`` and ``python main.py serve`` do, given the model and data the
 CLI built from the config (``NetscopeTrainer.export``/``serve`` hand over to these)."""
 
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -17,6 +19,10 @@ from netscope.deploy.spec import InputSpec, input_spec
 from netscope.models.tta import TTAMode
 
 PARITY_COUNT = 1000
+#: The interfaces LitServe binds: this machine only, or every network (IPv4, IPv6).
+HOSTS = ("127.0.0.1", "0.0.0.0", "::")
+#: LitServe's own key variable: honoured as if named by --api_key_env.
+LITSERVE_KEY_ENV = "LIT_SERVER_API_KEY"
 
 
 def prepare(model: LightningModule, datamodule: LightningDataModule | None, ckpt_path: str | None,
@@ -57,10 +63,32 @@ def parity_inputs(datamodule: LightningDataModule | None, spec: InputSpec,
     return inputs if spec.kind == "image" else inputs.float()
 
 
+def api_key(env_name: str | None) -> str | None:
+    """The key clients must send: the value of ``env_name`` (or of LitServe's own
+    ``LIT_SERVER_API_KEY``); None when neither is given. Never taken from the command line,
+    where it would show in ``ps``, the shell's history and the run's ``config.yaml``."""
+    if env_name:
+        key = os.environ.get(env_name, "")
+        if not key:
+            raise UserError(f"--api_key_env {env_name}: the environment variable {env_name} is not set "
+                            f"or empty. Set it to the key clients must send, e.g. "
+                            f"export {env_name}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))').")
+        return key
+    return os.environ.get(LITSERVE_KEY_ENV) or None
+
+
 def serve(model: LightningModule, datamodule: LightningDataModule | None, ckpt_path: str | None,
           onnx_path: str | None, host: str, port: int, max_batch_size: int, batch_timeout: float,
-          max_request_mb: float, workers: int, threads: int, tta: TTAMode | None = None) -> None:
+          max_request_mb: float, workers: int, threads: int, tta: TTAMode | None = None,
+          max_pixels: int | None = None, api_key_env: str | None = None) -> None:
     """Serve the checkpoint (PyTorch) or, with ``onnx_path``, the exported file (onnxruntime)."""
+    if host not in HOSTS:
+        raise UserError(f"--host {host}: serve binds 127.0.0.1 (this machine only, the default), "
+                        f"0.0.0.0 or :: (every network). To serve one address among several, keep "
+                        f"127.0.0.1 and put a reverse proxy in front (docs/deploy.md).")
+    if max_pixels is not None and max_pixels < 1:
+        raise UserError(f"--max_pixels {max_pixels}: the pixel cap must be a positive number of pixels.")
+    key = api_key(api_key_env)
     if onnx_path:
         try:
             spec = read_spec(onnx_path)
@@ -77,6 +105,11 @@ def serve(model: LightningModule, datamodule: LightningDataModule | None, ckpt_p
                           max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         source = ckpt_path
     print(f"serving {source} at http://{host}:{port}/predict (health: /health; batches of up to "
-          f"{max_batch_size}, {batch_timeout * 1000:g} ms wait); Ctrl+C to stop", flush=True)
-    run_server(api, host, port, max_request_mb, workers)
+          f"{max_batch_size}, {batch_timeout * 1000:g} ms wait; "
+          f"{'API key required' if key else 'no API key'}); Ctrl+C to stop", flush=True)
+    if host != "127.0.0.1" and not key:
+        print(f"warning: serving on every network interface ({host}) without an API key: anyone who "
+              f"can reach this port can use the model. Set --api_key_env, or bind 127.0.0.1 behind "
+              f"a reverse proxy.", file=sys.stderr, flush=True)
+    run_server(api, host, port, max_request_mb, workers, max_pixels, key)
 

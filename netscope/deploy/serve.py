@@ -3,19 +3,23 @@
 Endpoints: ``POST /predict`` (an image as a multipart ``file`` field or base64 JSON
 ``{"image": ...}``; vectors as ``{"inputs": [...]}``), answered with ``predicted_class``,
 ``probability`` and ``probabilities`` (every class by name): the columns of ``predict``'s
-``predictions.csv``. ``GET /health`` (LitServe's) answers ``ok`` once the model is loaded.
-Bad inputs are refused at the door (:mod:`netscope.deploy.gate`). LitServe groups requests
-that arrive within ``batch_timeout`` seconds into one batch of up to ``max_batch_size``.
+``predictions.csv``. ``GET /health`` (LitServe's) answers ``ok`` once the model is loaded,
+without a key. Keys and bad inputs are checked at the door (:mod:`netscope.deploy.gate`).
+LitServe groups requests that arrive within ``batch_timeout`` seconds into one batch of up
+to ``max_batch_size``.
 """
 
+import logging
 import os
 import signal
 import threading
+import warnings
 from typing import Any, Literal
 
 import litserve
 import numpy as np
 import torch
+from PIL import Image
 
 from netscope.deploy.decode import from_wire
 from netscope.deploy.export import INPUT_NAME
@@ -26,6 +30,7 @@ from netscope.deploy.spec import InputSpec
 
 Backend = Literal["torch", "onnx"]
 API_PATH = "/predict"
+HEALTH_PATH = "/health"
 
 
 class NetscopeAPI(litserve.LitAPI):
@@ -59,6 +64,12 @@ class NetscopeAPI(litserve.LitAPI):
             with torch.inference_mode():
                 return model(torch.from_numpy(batch)).numpy()
         self.run = run
+
+    def authorize(self) -> None:
+        """Accept every request LitServe sees: the gate has checked the key already, before
+        reading the body. (LitServe's own check, on ``LIT_SERVER_API_KEY``, runs after the
+        middlewares, so after the decode, and guards ``/health`` too; defining this LitAPI
+        hook turns it off.)"""
 
     def decode_request(self, request: dict) -> np.ndarray:
         return from_wire(request)  # the gate has checked and decoded it
@@ -98,12 +109,28 @@ class _LitServer(litserve.LitServer):
         super()._perform_graceful_shutdown(*args, **kwargs)
 
 
-def run_server(api: NetscopeAPI, host: str, port: int, max_request_mb: float, workers: int = 1) -> None:
-    """Serve ``api`` on ``host:port`` until SIGINT or SIGTERM, then stop the workers."""
+def run_server(api: NetscopeAPI, host: str, port: int, max_request_mb: float, workers: int = 1,
+               max_pixels: int | None = None, api_key: str | None = None) -> None:
+    """Serve ``api`` on ``host:port`` until SIGINT or SIGTERM, then stop the workers.
+
+    ``max_pixels`` caps an image's size (413 before decoding), ``api_key`` is required on
+    every request but ``/health``; one image is decoded at a time per inference worker.
+    """
+    # The pixel cap refuses large images itself, with the server's own 413; PIL's warning
+    # for images over its limit would only fill the log of a server under attack.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    # Likewise python-multipart logs a warning for each body it cannot parse, before the
+    # gate answers it with 400: one log line per request of a flood. (Its logger has the
+    # package's name: python_multipart, or multipart in older versions.)
+    for name in ("python_multipart", "multipart"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     server = _LitServer(
         api, accelerator="cpu", devices=1, workers_per_device=workers, timeout=60,
+        healthcheck_path=HEALTH_PATH,
         middlewares=[(InputGate, {"path": API_PATH, "spec": api.input_spec,
-                                  "max_bytes": int(max_request_mb * 2**20)})],
+                                  "max_bytes": int(max_request_mb * 2**20), "max_pixels": max_pixels,
+                                  "decode_slots": workers, "api_key": api_key,
+                                  "health_path": HEALTH_PATH})],
     )
     # LitServe shuts down gracefully on KeyboardInterrupt; make SIGTERM (docker stop,
     # systemd, kill) take the same path instead of killing the parent and orphaning workers.
