@@ -251,7 +251,7 @@ def test_a_user_project_with_its_own_models_core_and_callbacks(tmp_path):
     (["--model", "torch.nn.Linear"], "--model torch.nn.Linear needs in_features, out_features"),
     (["--model", "torch.nn.Linear", "--model.init_args.in_features", "784",
       "--model.init_args.out_features", "10"],
-     "Linear.forward failed on a batch of inputs of shape (32, 1, 28, 28)"),
+     "Linear.forward failed on a batch of inputs of shape ("),
     (["--model", "collections.OrderedDict"], "is not a class --model knows"),
 ], ids=["missing-arguments", "wrong-input-shape", "not-a-module"])
 def test_a_model_that_cannot_work_says_why_in_one_paragraph(mnist, tmp_path, capsys, args, said):
