@@ -121,6 +121,29 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+# ----------------------------------------------------------------------------- LitServe
+def quiet_lit_server() -> type:
+    """``litserve.LitServer`` whose worker monitor ends quietly when the server shuts down.
+
+    LitServe's monitor thread polls a manager-backed event that a stop by signal never sets
+    and the shutdown then closes, so the thread logs a crash traceback. A local event,
+    already set, ends its loop instead; LitServe has no public switch for its monitor.
+    (litserve is pinned below 0.3 in pyproject.toml for this hook.)
+    """
+    import threading
+
+    import litserve
+
+    class QuietLitServer(litserve.LitServer):
+        def _perform_graceful_shutdown(self, *args: Any, **kwargs: Any) -> None:
+            stopping = threading.Event()
+            stopping.set()
+            self._shutdown_event = stopping
+            super()._perform_graceful_shutdown(*args, **kwargs)
+
+    return QuietLitServer
+
+
 # ----------------------------------------------------------------------------- wandb
 def netrc_api_key(host: str) -> str | None:
     """The W&B API key the netrc file holds for ``host``, found as ``wandb.init`` finds it

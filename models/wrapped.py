@@ -15,10 +15,12 @@ The diagnostics measure and name the network's own layers and parameters (``fc1.
 not ``network.fc1.weight``): see :func:`inspected`.
 """
 
+import os
+import traceback
 from typing import Any, Literal
 
 import torch
-from netscope.core.errors import UserError
+from netscope.core.errors import UserError, first_line
 from netscope.core.task import Task
 from netscope.models.base import BaseModel
 from netscope.models.initialization import InitName
@@ -82,7 +84,16 @@ class Supervised(BaseModel):
             super().configure_metrics()  # else: once the first outputs say how many classes
 
     def forward(self, x: torch.Tensor) -> Any:
-        return self.network(x)
+        try:
+            return self.network(x)
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            # the user's own forward on the data's inputs: usually a shape the data does not
+            # have; said in one paragraph, with where in the user's code it was raised
+            raise UserError(
+                f"{self.network_class_path}.forward failed on a batch of inputs of shape "
+                f"{tuple(x.shape)}{where(error)}: {type(error).__name__}: {first_line(error)}. "
+                f"The data gives inputs of shape {tuple(self.input_shape) or 'unknown'} (a "
+                f"network argument named input_shape or in_channels is filled with it).") from error
 
     def outputs_for_loss(self, outputs: torch.Tensor) -> torch.Tensor:
         if not isinstance(outputs, torch.Tensor):
@@ -103,6 +114,17 @@ class Supervised(BaseModel):
                 f"its last layer {self.output_dim} wide, or give the network a num_classes "
                 f"parameter: netscope fills a parameter of that name from the datamodule.")
         return super().outputs_for_loss(outputs)
+
+
+def where(error: BaseException) -> str:
+    """`` (at mynet.py:17, in forward)``: the innermost frame of the traceback outside torch."""
+    frames = traceback.extract_tb(error.__traceback__)
+    mine = [f for f in frames if "/torch/" not in f.filename and "/netscope/" not in f.filename
+            and not f.filename.endswith("wrapped.py")]
+    if not mine:
+        return ""
+    frame = mine[-1]
+    return f" (at {os.path.basename(frame.filename)}:{frame.lineno}, in {frame.name})"
 
 
 def inspected(module: nn.Module) -> nn.Module:

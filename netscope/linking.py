@@ -81,11 +81,18 @@ def fill_facts(model_config: Namespace, model_class: type, facts: dict[str, Any]
     return filled
 
 
-def init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+def init_parameters(cls: Any) -> dict[str, inspect.Parameter]:
     """The named ``__init__`` parameters of ``cls``, and of the base classes its
     ``**kwargs`` passes on to (as jsonargparse reads them): ``MLP(hidden_sizes, **kwargs)``
     takes ``BaseModel``'s ``num_classes`` too."""
     parameters: dict[str, inspect.Parameter] = {}
+    if not isinstance(cls, type):  # a function that builds the model (torchvision.models.resnet18)
+        try:
+            signature = inspect.signature(cls)
+        except (TypeError, ValueError):
+            return {}
+        return {name: p for name, p in signature.parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is object:
             continue

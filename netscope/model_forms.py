@@ -44,6 +44,9 @@ def build_model(parser: ArgumentParser, config: Namespace, datamodule: Any,
     data_name = type(datamodule).__name__ if datamodule is not None else "the data"
     fill_facts(model_config, model_class, facts, data_name)
     built = parser.instantiate(Namespace(model=model_config)).model
+    if built is None:
+        raise UserError(f"--model {model_config.class_path} built nothing: give a class (or a "
+                        f"function that returns a torch.nn.Module).")
     optimizer, scheduler = class_spec(config.get("optimizer")), class_spec(config.get("lr_scheduler"))
     if isinstance(built, BaseModel):
         model = built

@@ -51,7 +51,8 @@ def explain_option_error(error: ArgumentError, parser: ArgumentParser, args: Any
         if args is None or isinstance(args, (list, tuple)) else []
     subcommand = next((t for t in tokens if not t.startswith("-")), None)
     help_hint = f"`python main.py {subcommand or ''} --help`".replace("  ", " ")
-    for explain in (_yaml_error, _not_accepted, _unrecognized, _unknown_class, _bad_value):
+    for explain in (_yaml_error, _not_accepted, _unrecognized, _unknown_class, _required,
+                    _bad_value):
         paragraph = explain(message, tokens, parser, subcommand, help_hint)
         if paragraph:
             return paragraph
@@ -126,6 +127,19 @@ def _unknown_class(message: str, tokens: list[str], *_: Any) -> str | None:
     own = " or the dotted path of your own class (mynet.MyNet)" if key in ("model", "data") else ""
     return (f"--{key} {name} is not a class --{key} knows. It takes {home[2]}: "
             f"{', '.join(names)};{own or ' or a dotted import path'}.{did_you_mean}")
+
+
+def _required(message: str, tokens: list[str], *_: Any) -> str | None:
+    """``--model torch.nn.Linear`` without the arguments it cannot do without."""
+    found = re.search(r"Problem with given class_path '([\w.]+)':\s*the following arguments are "
+                      r"required: ([\w, ]+)", message)
+    key = re.search(r'Parser key "([\w.]+)"', message)
+    if not (found and key):
+        return None
+    class_path, names = found.group(1), [n.strip() for n in found.group(2).split(",")]
+    options = " ".join(f"--{key.group(1)}.init_args.{name} ..." for name in names)
+    return (f"--{key.group(1)} {class_path} needs {', '.join(names)}, which have no default: "
+            f"give them ({options}) or in the config under {key.group(1)}.init_args.")
 
 
 def _bad_value(message: str, tokens: list[str], *_: Any) -> str | None:

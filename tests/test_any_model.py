@@ -245,3 +245,17 @@ def test_a_user_project_with_its_own_models_core_and_callbacks(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     (run_dir,) = (project / "runs").iterdir()
     assert metrics(run_dir)["status"] == "completed"
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--model", "torch.nn.Linear"], "--model torch.nn.Linear needs in_features, out_features"),
+    (["--model", "torch.nn.Linear", "--model.init_args.in_features", "784",
+      "--model.init_args.out_features", "10"],
+     "Linear.forward failed on a batch of inputs of shape ("),
+    (["--model", "collections.OrderedDict"], "is not a class --model knows"),
+], ids=["missing-arguments", "wrong-input-shape", "not-a-module"])
+def test_a_model_that_cannot_work_says_why_in_one_paragraph(mnist, tmp_path, capsys, args, said):
+    with pytest.raises(SystemExit) as stopped:
+        fit(mnist, tmp_path, *args, "--data.init_args.batch_size", "32")
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and said in err and "Traceback" not in err, err

@@ -9,9 +9,8 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from torch import nn
-
 from netscope.core import compat
+from torch import nn
 
 
 def test_lightning_keeps_the_logged_step_on_its_fit_loop():
@@ -81,3 +80,10 @@ def test_wandb_reads_netrc_and_settings_files(tmp_path, monkeypatch):
     settings = wandb.Settings(quiet=True)
     settings.settings_system = str(tmp_path / "settings")
     assert isinstance(compat.wandb_settings_files(settings), dict)
+
+
+def test_litserve_keeps_its_shutdown_hook():
+    import litserve
+
+    assert callable(getattr(litserve.LitServer, "_perform_graceful_shutdown", None))
+    assert issubclass(compat.quiet_lit_server(), litserve.LitServer)

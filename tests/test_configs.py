@@ -37,15 +37,20 @@ def data_for(config: str, tmp_path: Path, tiny_cifar: Path) -> list[str]:
             folder = make_class_folder(tmp_path / "images", per_class=6, corrupt=False)
             return ["--data.init_args.data_dir", str(folder), "--data.init_args.image_size", "16",
                     "--data.init_args.batch_size", "4"]
+        case "tabular":
+            table = tmp_path / "table.csv"
+            rows = [f"{i % 5},{(i * 7) % 11},{['a', 'b', 'c'][i % 3]}" for i in range(90)]
+            table.write_text("x,y,label\n" + "\n".join(rows) + "\n")
+            return ["--data.init_args.data_dir", str(table)]
     raise AssertionError(f"no test data for configs/{config}.yaml: add it here")
 
 
 def test_every_shipped_config_is_tested() -> None:
     shipped = {path.stem for path in CONFIGS.glob("*.yaml")}
-    assert shipped == {"xor", "mnist", "fashion_mnist", "cifar", "satellite"}
+    assert shipped == {"xor", "mnist", "fashion_mnist", "cifar", "satellite", "tabular"}
 
 
-@pytest.mark.parametrize("config", ["xor", "mnist", "fashion_mnist", "cifar", "satellite"])
+@pytest.mark.parametrize("config", ["xor", "mnist", "fashion_mnist", "cifar", "satellite", "tabular"])
 def test_shipped_config_runs_shortened(config: str, tmp_path: Path, tiny_cifar: Path) -> None:
     run_dir = run("fit", "--config", str(CONFIGS / f"{config}.yaml"),
                   *data_for(config, tmp_path, tiny_cifar), *SHORT, root=tmp_path / "runs")

@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 from lightning.pytorch import LightningDataModule, LightningModule
 
 from netscope.core.errors import UserError
+from netscope.core.rundir import RunDir
 from netscope.deploy.checkpoint import restore
 from netscope.deploy.export import export_onnx, read_spec
 from netscope.deploy.graph import DeployedModel, deployed_model
@@ -41,14 +42,14 @@ def export(model: LightningModule, datamodule: LightningDataModule | None, ckpt_
     """Export to ``<run_dir>/model.onnx``, check parity on the first test inputs (written to
     ``parity.json``), print both; a failed check is an error (the file stays for inspection)."""
     deployed = prepare(model, datamodule, ckpt_path, tta)
-    path = export_onnx(deployed, Path(run_dir) / "model.onnx")
+    path = export_onnx(deployed, RunDir(run_dir).file(RunDir.ONNX))
     parity = check_parity(deployed, path, parity_inputs(datamodule, deployed.spec))
     parity.write(run_dir)
     print(parity.line())
     print(path)
     if not parity.passed:
         raise UserError(f"The exported graph does not match PyTorch: {parity.line()}. Details in "
-                        f"{Path(run_dir) / 'parity.json'}; please report it with the config used.")
+                        f"{RunDir(run_dir).file(RunDir.PARITY)}; please report it with the config used.")
     return path, parity
 
 

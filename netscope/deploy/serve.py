@@ -12,7 +12,6 @@ to ``max_batch_size``.
 import logging
 import os
 import signal
-import threading
 import warnings
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from netscope.core.compat import quiet_lit_server
 from netscope.deploy.decode import from_wire
 from netscope.deploy.export import INPUT_NAME
 from netscope.deploy.gate import InputGate
@@ -95,20 +95,6 @@ class NetscopeAPI(litserve.LitAPI):
                 "probabilities": dict(zip(names, values))}
 
 
-class _LitServer(litserve.LitServer):
-    """LitServer whose worker monitor ends quietly when the server shuts down."""
-
-    def _perform_graceful_shutdown(self, *args: Any, **kwargs: Any) -> None:
-        # LitServe's monitor thread polls a manager-backed event, which a stop by signal
-        # never sets and the shutdown then closes: the thread logs a crash traceback. A
-        # local event, already set, ends its loop instead. (Private hook: litserve is pinned
-        # below 0.3 in pyproject.toml.)
-        stopping = threading.Event()
-        stopping.set()
-        self._shutdown_event = stopping
-        super()._perform_graceful_shutdown(*args, **kwargs)
-
-
 def run_server(api: NetscopeAPI, host: str, port: int, max_request_mb: float, workers: int = 1,
                max_pixels: int | None = None, api_key: str | None = None) -> None:
     """Serve ``api`` on ``host:port`` until SIGINT or SIGTERM, then stop the workers.
@@ -124,7 +110,7 @@ def run_server(api: NetscopeAPI, host: str, port: int, max_request_mb: float, wo
     # package's name: python_multipart, or multipart in older versions.)
     for name in ("python_multipart", "multipart"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    server = _LitServer(
+    server = quiet_lit_server()(
         api, accelerator="cpu", devices=1, workers_per_device=workers, timeout=60,
         healthcheck_path=HEALTH_PATH,
         middlewares=[(InputGate, {"path": API_PATH, "spec": api.input_spec,
