@@ -210,8 +210,8 @@ def test_findings_reach_the_wandb_summary_and_table(tmp_path):
     output = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir / "wandb")],
                             capture_output=True, text=True, check=True, timeout=120).stdout
     records = [json.loads(line) for line in output.splitlines() if line.strip()]
-    summary = {k: v for r in records if r["type"] == "summary"
-               for k, v in r["summary"]["update"].items()}
+    summary = {k: v for r in records if r["type"] == "summary"  # (histograms get "remove" records)
+               for k, v in r["summary"].get("update", {}).items()}
     history = {k: v for r in records if r["type"] == "history" for k, v in r["history"]["item"].items()}
     assert summary["findings"] == metrics(run_dir)["findings"]
     assert summary["findings"][0]["code"] == "symmetry"
