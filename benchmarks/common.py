@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 import wandb
 from lightning.pytorch import Callback, LightningModule, Trainer
-from netscope.datamodules.augment import random_flip, random_translate
 
 from netscope.cli import NetscopeCLI
+from netscope.datamodules.augment import random_flip, random_translate
 from netscope.optim.schedules import build_optimizers
 
 ROOT = Path(__file__).resolve().parents[1]

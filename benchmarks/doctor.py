@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from netscope.callbacks.doctor import Doctor
-from netscope.core.rundir import RunDir
 from PIL import Image
 
 from benchmarks.zoo import CONFIGS, SHARED_DATA, ZOO, Case, arguments, mnist
+from netscope.callbacks.doctor import Doctor
 from netscope.cli import DEFAULTS_FILE, NetscopeCLI
+from netscope.core.rundir import RunDir
 from netscope.main import main
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",

@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import requests  # noqa: E402
-from netscope.datamodules.image_cache import list_images  # noqa: E402
 
 from benchmarks.common import emit, machine  # noqa: E402
+from netscope.datamodules.image_cache import list_images  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)

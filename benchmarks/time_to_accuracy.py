@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
+
 from netscope.core.history import History  # noqa: E402
 from netscope.core.rundir import RunDir  # noqa: E402
 

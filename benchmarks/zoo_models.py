@@ -5,6 +5,7 @@ config cannot express (a head scaled up, hidden biases pushed negative).
 """
 
 import torch
+
 from netscope.models.mlp import MLP
 
 

@@ -9,6 +9,9 @@ calls its activations as functions, a weight layer's (``fc1``): see :mod:`doctor
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
 from netscope.callbacks.diagnostic import Diagnostic, is_epoch_end
 from netscope.callbacks.logging_sinks import (
     DEFAULT_BINS,
@@ -19,8 +22,6 @@ from netscope.callbacks.logging_sinks import (
 from netscope.core.compat import logger_step
 from netscope.core.errors import UserError
 from netscope.doctor.measures import Probe, dead_rows, output_statistics, probe_layers
-from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 
 class ActivationStatistics(Diagnostic):

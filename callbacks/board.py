@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
+
 from netscope.core.rundir import RunDir
 from netscope.doctor.findings import Finding, merge, save_findings
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+
 from netscope.callbacks.console import say
 
 #: Other names under which models log the metrics netscope's configs monitor.

@@ -9,12 +9,13 @@ as Lightning does, so a quick check sees everything).
 """
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
+
 from netscope.callbacks.board import Board
 from netscope.callbacks.logging_sinks import log_scalars
 from netscope.core.compat import logger_step
 from netscope.core.errors import UserError
 from netscope.models.wrapped import inspected
-from torch import nn
 
 __all__ = ["Diagnostic", "inspected", "is_epoch_end", "logger_step", "resolve_interval"]
 

@@ -7,13 +7,14 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import nn
+
 from netscope.callbacks.board import Board
 from netscope.callbacks.console import say
 from netscope.core.compat import logger_step
 from netscope.core.errors import UserError
 from netscope.doctor.findings import Finding
 from netscope.models.wrapped import inspected
-from torch import nn
 
 #: The logged families kept for the forensics of a divergence.
 FORENSICS = ("update_ratio/", "grad_norm/", "act_mean/", "act_std/")

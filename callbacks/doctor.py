@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+
 from netscope.callbacks.diagnostic import Diagnostic
 from netscope.callbacks.logging_sinks import log_figure, log_findings
 from netscope.core.compat import logger_step

@@ -12,11 +12,6 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from netscope.callbacks.board import Board
-from netscope.callbacks.console import say
-from netscope.callbacks.logging_sinks import log_figure, log_scalars
-from netscope.core.task import class_names
-from netscope.figures.evaluation import draw_confusion
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassConfusionMatrix,
@@ -24,6 +19,12 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
+
+from netscope.callbacks.board import Board
+from netscope.callbacks.console import say
+from netscope.callbacks.logging_sinks import log_figure, log_scalars
+from netscope.core.task import class_names
+from netscope.figures.evaluation import draw_confusion
 
 COLUMNS = ["class", "precision", "recall", "f1", "support"]
 

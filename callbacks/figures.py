@@ -4,6 +4,7 @@
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
+
 from netscope.callbacks.board import Board
 from netscope.callbacks.console import say
 from netscope.callbacks.logging_sinks import log_figure

@@ -2,6 +2,7 @@
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+
 from netscope.callbacks.diagnostic import Diagnostic
 
 

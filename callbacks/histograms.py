@@ -2,6 +2,7 @@
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+
 from netscope.callbacks.diagnostic import Diagnostic, is_epoch_end
 from netscope.callbacks.logging_sinks import DEFAULT_BINS, log_histograms
 from netscope.core.compat import logger_step

@@ -1,6 +1,7 @@
 """The learning rate (and a scheduled momentum) as the run sees it: ``lr``, ``momentum``."""
 
 from lightning.pytorch import LightningModule, Trainer
+
 from netscope.callbacks.diagnostic import Diagnostic
 
 

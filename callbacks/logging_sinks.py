@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
 from netscope.callbacks.board import Board
 
 DEFAULT_BINS = 64

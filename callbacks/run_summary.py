@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+
 from netscope.callbacks.board import Board
 from netscope.core.errors import one_line
 from netscope.core.rundir import RunDir

@@ -3,6 +3,7 @@
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+
 from netscope.callbacks.diagnostic import Diagnostic
 from netscope.doctor.measures import update_ratio
 

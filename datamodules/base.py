@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
+
 from netscope.core.errors import UserError
 from netscope.core.task import Task
 from netscope.datamodules.augment import (

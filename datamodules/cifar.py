@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import torch
+from torchvision import datasets
+
 from netscope.datamodules.base import FlipMode, ImageDataModule, Split
 from netscope.datamodules.download import load_torchvision
 from netscope.datamodules.image_cache import decode_class_folder
-from torchvision import datasets
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]

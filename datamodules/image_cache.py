@@ -24,6 +24,8 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
+
 from netscope.core.errors import UserError
 from netscope.core.files import replace_atomically
 from netscope.datamodules.image_files import (  # noqa: F401 (IMAGE_EXTENSIONS, list_images: re-exported)
@@ -35,7 +37,6 @@ from netscope.datamodules.image_files import (  # noqa: F401 (IMAGE_EXTENSIONS, 
     list_images,
     scan_images,
 )
-from PIL import Image, ImageOps
 
 #: Bump when decoding changes what the cached pixels are (conversion, resizing, skipping).
 CACHE_FORMAT = 3

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from netscope.core.errors import UserError
 from netscope.datamodules.augment import random_flip
 from netscope.datamodules.base import FlipMode, ImageDataModule, Split

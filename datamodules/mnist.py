@@ -1,9 +1,10 @@
 """MNIST and Fashion-MNIST: 28x28 grey images, 10 classes, 60k train / 10k test."""
 
 import torch
+from torchvision import datasets
+
 from netscope.datamodules.base import ImageDataModule, Split
 from netscope.datamodules.download import load_torchvision
-from torchvision import datasets
 
 
 class MNISTDataModule(ImageDataModule):

@@ -1,6 +1,7 @@
 """XOR (the course's Lab01): the four points of the truth table."""
 
 import torch
+
 from netscope.core.task import Task
 from netscope.datamodules.base import BaseDataModule, Split
 from netscope.datamodules.loader import TensorLoader

@@ -18,8 +18,9 @@ import math
 from typing import Literal
 
 import torch
-from netscope.models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES
 from torch import nn
+
+from netscope.models.activations import ACTIVATION_TYPES, RECTIFIER_TYPES
 
 #: Output range (lower, upper asymptote) of each saturating activation.
 ASYMPTOTES: dict[type[nn.Module], tuple[float, float]] = {

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+from torch import nn
+
 from netscope.core.compat import without_hooks
 from netscope.doctor.coverage import Coverage, preflight_reasons
 from netscope.doctor.findings import Finding
@@ -30,7 +32,6 @@ from netscope.doctor.measures import dead_rows, output_statistics, probe_layers,
 from netscope.doctor.rules import Context, judged_weights
 from netscope.doctor.thresholds import Thresholds
 from netscope.models.wrapped import inspected
-from torch import nn
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+
 from netscope.core.rundir import RunDir
 from netscope.figures.style import save, styled
 

@@ -25,6 +25,7 @@ from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
 from netscope.figures.style import styled
 
 #: The families, their figure file names and titles.

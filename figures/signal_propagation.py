@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+
 from netscope.core.rundir import RunDir
 from netscope.figures.style import layer_colors, plain_log_labels, save, styled
 

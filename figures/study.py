@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+
 from netscope.core.history import History
 from netscope.figures.style import layer_colors, plain_log_labels, styled
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+
 from netscope.core.history import History
 from netscope.figures.style import layer_colors, legend_beside, plain_log_labels, styled
 

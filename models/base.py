@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from torch import nn
+from torchmetrics import Accuracy, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
+
 from netscope.core.errors import UserError
 from netscope.core.task import Task, class_names as task_class_names
 from netscope.models.activations import ActivationName, make_activation
@@ -30,9 +33,6 @@ from netscope.models.initialization import (
     whitening_init,
 )
 from netscope.models.tta import TTAMode, tta_outputs
-from torch import nn
-from torchmetrics import Accuracy, MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
-
 from netscope.optim.schedules import build_optimizers, check_restored_schedule
 
 Stage = Literal["train", "val", "test", "predict"]

@@ -3,11 +3,12 @@
 import math
 
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
 from netscope.core.errors import UserError
 from netscope.models.base import BaseModel
 from netscope.models.initialization import stored_parameter
-from torch import nn
-from torch.nn.utils import parametrize
 
 
 class ConvNet(BaseModel):

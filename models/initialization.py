@@ -9,9 +9,10 @@ images are at hand (the model does it when fit starts).
 from typing import Literal
 
 import torch
-from netscope.models.activations import ActivationName, gain_nonlinearity
 from torch import nn
 from torch.nn.utils import parametrize
+
+from netscope.models.activations import ActivationName, gain_nonlinearity
 
 InitName = Literal[
     "default",

@@ -3,8 +3,9 @@
 import math
 
 import torch
-from netscope.models.base import BaseModel
 from torch import nn
+
+from netscope.models.base import BaseModel
 
 
 class MLP(BaseModel):

@@ -32,13 +32,14 @@ from typing import Any
 import torch
 import torchvision
 from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torch.func import functional_call
+from torchvision.models import get_model, get_model_weights, list_models
+
 from netscope.core.errors import UserError
 from netscope.models.activations import ActivationName
 from netscope.models.base import BaseModel
 from netscope.models.initialization import apply_init
-from torch import nn
-from torch.func import functional_call
-from torchvision.models import get_model, get_model_weights, list_models
 
 #: Activation modules ``activation`` replaces (gates such as Sigmoid are left alone).
 REPLACEABLE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.ELU, nn.LeakyReLU, nn.Mish)

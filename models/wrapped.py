@@ -20,11 +20,12 @@ import traceback
 from typing import Any, Literal
 
 import torch
+from torch import nn
+
 from netscope.core.errors import UserError, first_line
 from netscope.core.task import Task
 from netscope.models.base import BaseModel
 from netscope.models.initialization import InitName
-from torch import nn
 
 
 class Supervised(BaseModel):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from netscope.studies.expand import SEED
 from netscope.studies.index import StudyIndex
 from netscope.studies.notes import behind, checksums, doctor_absent, missing

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
+
 from netscope.core.errors import UserError
 
 #: Top-level keys of a W&B sweep configuration (the schema allows no others).

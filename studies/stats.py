@@ -14,9 +14,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from scipy import stats
+
 from netscope.studies.expand import SEED
 from netscope.studies.rows import Row
-from scipy import stats
 
 #: Final metrics aggregated per setting.
 METRICS = ("val/acc", "test/acc", "train/loss", "val/loss")

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+
 from netscope.callbacks import default_callbacks
 from netscope.core.rundir import RunDir
 from netscope.datamodules import CSVDataModule, MNISTDataModule
 from netscope.doctor.__main__ import diagnose
 from netscope.models import Supervised
-
 from tests.helpers import CONFIGS, SHARED_DATA, make_mnist, metrics, run
 from tests.user_models import DeepSigmoidNet, MyLitNet, PlainNet
 

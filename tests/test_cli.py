@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 from lightning.pytorch import Callback
-from netscope.callbacks.run_summary import parameter_checksum
-from netscope.models import MLP
 
 from main import main
+from netscope.callbacks.run_summary import parameter_checksum
+from netscope.models import MLP
 from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 
 MNIST = ["--config", str(CONFIGS / "mnist.yaml"), "--data.init_args.data_dir", str(SHARED_DATA / "mnist")]

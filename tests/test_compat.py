@@ -9,8 +9,9 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from netscope.core import compat
 from torch import nn
+
+from netscope.core import compat
 
 
 def test_lightning_keeps_the_logged_step_on_its_fit_loop():

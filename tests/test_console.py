@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pyte
 import pytest
-from netscope.doctor.__main__ import main as doctor_main
 
+from netscope.doctor.__main__ import main as doctor_main
 from tests.helpers import CONFIGS, make_mnist, metrics, run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,11 +7,11 @@ import stat
 
 import pytest
 import torch
+
 from netscope.datamodules import CIFAR10DataModule, MNISTDataModule, XORDataModule
 from netscope.datamodules.loader import TensorLoader
 from netscope.deploy.commands import parity_inputs
 from netscope.deploy.spec import InputSpec
-
 from tests.helpers import CIFAR_CLASSES, CONFIGS, SHARED_DATA, metrics, requires_shared, run
 
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import torch
-from netscope.datamodules.loader import TensorLoader
 
+from netscope.datamodules.loader import TensorLoader
 from netscope.main import main
 from tests.helpers import CONFIGS, metrics
 from tests.image_folders import make_class_folder

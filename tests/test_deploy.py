@@ -21,10 +21,10 @@ import onnxruntime
 import pytest
 import requests
 import torch
-from netscope.datamodules.image_cache import read_image
-from netscope.models import ConvNet
 from PIL import Image
 
+from netscope.datamodules.image_cache import read_image
+from netscope.models import ConvNet
 from tests.helpers import CONFIGS, SHARED_DATA, requires_shared, run
 from tests.image_folders import make_class_folder, make_predict_folder
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from netscope.core.rundir import RunDir
 from netscope.models import MLP
-
 from tests.helpers import CONFIGS, SHARED_DATA, make_mnist, metrics, requires_shared, run
 
 #: MNIST with the shipped config (its diagnostics included), a few batches long, step

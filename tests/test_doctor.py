@@ -8,6 +8,7 @@ import subprocess
 import pytest
 import torch
 import yaml
+
 from netscope.callbacks.defaults import DEFAULTS
 from netscope.callbacks.doctor import Doctor
 from netscope.core.history import History
@@ -17,7 +18,6 @@ from netscope.doctor.measures import dead_fraction, zero_fraction
 from netscope.doctor.preflight import Preflight, judge
 from netscope.doctor.rules import Context, evaluate, replay, settle
 from netscope.doctor.thresholds import Thresholds
-
 from tests.helpers import CONFIGS, SHARED_DATA, metrics, requires_shared, run
 
 XOR = ["--config", str(CONFIGS / "xor.yaml"), "--test_after_fit", "false"]

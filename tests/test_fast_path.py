@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
+
+from netscope.cli import NetscopeCLI
 from netscope.core.errors import UserError
 from netscope.datamodules.augment import (
     alternating_flip,
@@ -18,8 +20,6 @@ from netscope.datamodules.loader import TensorLoader
 from netscope.models import ConvNet
 from netscope.models.initialization import stored_parameter, whitening_init
 from netscope.models.tta import tta_outputs
-
-from netscope.cli import NetscopeCLI
 from tests.helpers import CONFIGS, metrics, run
 
 CIFAR_NET = dict(num_classes=10, input_shape=(3, 32, 32), widths=[8, 16], stem_width=24,

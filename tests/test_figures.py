@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 from netscope.core.files import read_json
-
 from tests.helpers import CONFIGS, run
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+
 from netscope.core.compat import logger_step
 from netscope.datamodules.augment import (
     alternating_flip,
@@ -22,7 +23,6 @@ from netscope.datamodules.augment import (
     random_flip,
     random_translate,
 )
-
 from tests.helpers import CONFIGS, metrics, run
 from tests.image_folders import make_class_folder
 

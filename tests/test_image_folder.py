@@ -10,12 +10,12 @@ import stat
 import numpy as np
 import pytest
 import torch
-from netscope.core.errors import UserError
-from netscope.datamodules import ImageFolderDataModule
-from netscope.datamodules.image_cache import default_cache_dir, read_image
 from PIL import Image
 
 from main import main
+from netscope.core.errors import UserError
+from netscope.datamodules import ImageFolderDataModule
+from netscope.datamodules.image_cache import default_cache_dir, read_image
 from tests.helpers import CONFIGS, run
 from tests.image_folders import COLOURS, make_class_folder, save
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from netscope.callbacks import Lookahead
-from netscope.core.errors import UserError
 from torch import nn
 
+from netscope.callbacks import Lookahead
 from netscope.cli import NetscopeCLI
+from netscope.core.errors import UserError
 from tests.helpers import CONFIGS, run
 
 #: airbench94's SGD recipe, the CIFAR-10 config with a Lookahead.

@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from netscope.models import MLP, ConvNet
 from netscope.models.activations import ACTIVATION_TYPES, make_activation
 from netscope.models.initialization import INIT_LAYER_TYPES
-from torch import nn
 
 MNIST_SHAPE = dict(num_classes=10, input_shape=(1, 28, 28))
 

@@ -11,12 +11,12 @@ import torch
 import yaml
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import grad_norm
+
+from benchmarks.time_to_accuracy import epoch_curve, first_reaching
 from netscope.callbacks.diagnostic import is_due
 from netscope.core.rundir import RunDir
 from netscope.datamodules import CIFAR10DataModule
 from netscope.models import ConvNet
-
-from benchmarks.time_to_accuracy import epoch_curve, first_reaching
 from tests.helpers import CONFIGS, metrics, run
 
 #: airbench94's images seen: 9.9 epochs x 50000 (issue 14).

@@ -8,13 +8,13 @@ import subprocess
 
 import pytest
 import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from netscope.core.errors import UserError
 from netscope.datamodules import ImageFolderDataModule
 from netscope.datamodules.image_cache import read_image
 from netscope.models import ConvNet
-from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from tests.helpers import CONFIGS, metrics, run
 from tests.image_folders import make_class_folder, make_predict_folder
 

@@ -8,8 +8,8 @@ where each schedule starts, peaks and ends.
 from pathlib import Path
 
 import pytest
-from netscope.core.rundir import RunDir
 
+from netscope.core.rundir import RunDir
 from tests.helpers import CONFIGS, run
 from tests.image_folders import make_class_folder
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from scipy.stats import ttest_ind
+
+from main import main as netscope
 from netscope.core.history import History
 from netscope.figures.study import Group, activation_figure
 from netscope.studies.cli import main as studies
@@ -24,9 +27,6 @@ from netscope.studies.rows import Row
 from netscope.studies.runner import folder_lock
 from netscope.studies.spec import load_study, sweep_config_problems
 from netscope.studies.stats import Comparison, Setting
-from scipy.stats import ttest_ind
-
-from main import main as netscope
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs" / "studies").glob("*.yaml"))

@@ -3,12 +3,12 @@ get a clear message, grey inputs, and what ``activation`` and ``init`` change.""
 
 import pytest
 import torch
-from netscope.models import TorchvisionNet
-from netscope.models.torchvision_net import REPLACEABLE_ACTIVATIONS
 from torch import nn
 from torchvision.models import get_model
 
 from main import main
+from netscope.models import TorchvisionNet
+from netscope.models.torchvision_net import REPLACEABLE_ACTIVATIONS
 from tests.helpers import SHARED_DATA, metrics, requires_shared, run
 from tests.image_folders import make_class_folder
 

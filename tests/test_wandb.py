@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from netscope.core.errors import UserError
 
 from main import main
 from netscope.cli import NetscopeCLI
 from netscope.config_saver import ATTACHED_CONFIG
+from netscope.core.errors import UserError
 from netscope.wandb_setup import WandbEnvironment, decide, wandb_environment
 from tests.helpers import CONFIGS, FAST, SHARED_DATA, metrics, requires_shared, run
 
