@@ -170,9 +170,14 @@ class BaseModel(LightningModule):
     def configure_optimizers(self) -> Any:
         """The chosen optimizer and schedule, with schedule lengths left out of the config
         taken from this fit (see :mod:`models.optimization`)."""
-        return build_optimizers(self.parameters(), getattr(self, "optimizer_choice", None),
+        return build_optimizers(self.parameter_groups(), getattr(self, "optimizer_choice", None),
                                 getattr(self, "lr_scheduler_choice", None), self.trainer,
                                 self.hparams.lr_scheduler_interval)
+
+    def parameter_groups(self) -> Any:
+        """What the optimizer is built on: the parameters, or parameter groups where a model
+        gives some of them their own schedule (``ConvNet``'s stem bias)."""
+        return self.parameters()
 
     def on_train_start(self) -> None:
         """A resumed schedule must still fit the run (its state comes from the checkpoint)."""

@@ -1,6 +1,7 @@
 """A fast CIFAR-class convolutional network (in the spirit of airbench's net)."""
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,7 @@ class ConvNet(BaseModel):
         stem_norm: bool = True,
         freeze_stem: bool = False,
         stem_bias_epochs: int | None = None,
+        stem_bias_decay: bool = False,
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
         bn_weight: bool = True,
@@ -60,6 +62,11 @@ class ConvNet(BaseModel):
                 it (airbench: 3, after which the first block skips its input gradient, a few
                 percent of a step); ``None`` trains it throughout. Needs ``stem_norm: false``
                 (with a norm the stem has no bias).
+            stem_bias_decay: with ``stem_bias_epochs``, the bias's rate decays linearly from
+                its full value to zero over those epochs, on its own schedule, where
+                otherwise it follows the fit's schedule until it freezes (airbench94_muon
+                decays it to zero over its 3 epochs). Its own parameter group. With
+                ``stem_bias_epochs: null`` (the bias trains throughout) it has no effect.
             bn_momentum: BatchNorm running-statistics momentum (PyTorch's convention: the
                 weight of the new batch); higher follows the changing weights of a short
                 training more closely.
@@ -102,6 +109,7 @@ class ConvNet(BaseModel):
         self.stem_norm = stem_norm
         self.freeze_stem = freeze_stem
         self.stem_bias_epochs = stem_bias_epochs
+        self.stem_bias_decay = stem_bias_decay and stem_bias_epochs is not None
         self.bn_momentum = bn_momentum
         self.bn_eps = bn_eps
         self.bn_weight = bn_weight
@@ -171,6 +179,26 @@ class ConvNet(BaseModel):
         if self.stem_bias_epochs is not None:
             bias = stored_parameter(self.features[0][0], "bias")
             bias.requires_grad_(self.current_epoch < self.stem_bias_epochs)
+
+    def parameter_groups(self) -> Any:
+        """The stem's bias in a group of its own (``stem_bias``) when it has its own schedule."""
+        if not self.stem_bias_decay:
+            return super().parameter_groups()
+        bias = stored_parameter(self.features[0][0], "bias")
+        rest = [p for p in self.parameters() if p is not bias]
+        return [{"params": rest}, {"params": [bias], "name": "stem_bias"}]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """The stem bias's rate: its first rate times ``1 - step / (stem_bias_epochs steps)``,
+        set before every step (computed from the step count, so a resumed fit sets the same)."""
+        if not self.stem_bias_decay:
+            return
+        per_epoch = math.ceil(self.trainer.num_training_batches
+                              / self.trainer.accumulate_grad_batches)
+        left = max(0.0, 1.0 - self.trainer.global_step / max(1, self.stem_bias_epochs * per_epoch))
+        for group in optimizer.param_groups:
+            if group.get("name") == "stem_bias":
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * left
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:  # (N, H, W) grey images

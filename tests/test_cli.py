@@ -97,16 +97,14 @@ def test_mlp_on_cifar_class_folders(tmp_path, tiny_cifar, capsys):
     mlp = ["--config", str(CONFIGS / "cifar.yaml"), "--model", "netscope.models.MLP",
            "--data.init_args.data_dir", str(tiny_cifar), "--data.init_args.batch_size", "8",
            "--trainer.precision", "32", *FAST, *QUIET]
-    # The config's optimizer, MuonSGD, needs convolution filters: an MLP gets told so, and how
-    # to choose another, in one line.
-    with pytest.raises(SystemExit):
-        run("fit", *mlp, root=tmp_path / "runs")
-    err = capsys.readouterr().err
-    assert "MuonSGD orthogonalizes convolution filters" in err and "--optimizer" in err
-    assert "Traceback" not in err
-    run_dir = run("fit", *mlp, "--optimizer", "torch.optim.SGD", "--optimizer.init_args.lr", "0.05",
-                  root=tmp_path / "runs")
-    assert metrics(run_dir)["status"] == "completed"
+    # The config's optimizer, MuonSGD, takes the MLP's hidden Linear layer; its first layer and
+    # head stay with SGD.
+    run_dir = run("fit", *mlp, root=tmp_path / "runs")
+    assert metrics(run_dir)["status"] == "completed", capsys.readouterr().err
+    checkpoint = torch.load(next((run_dir / "checkpoints").glob("*.ckpt")), weights_only=False)
+    groups = checkpoint["optimizer_states"][0]["param_groups"]
+    assert [g["orthogonalize"] for g in groups] == [False, True]
+    assert len(groups[1]["params"]) == 1  # the one hidden Linear of hidden_sizes [128, 64]
 
 
 def test_bad_choice_lists_the_valid_ones_without_traceback(tmp_path, capsys):

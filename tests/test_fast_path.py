@@ -224,3 +224,33 @@ def test_stem_bias_trains_for_its_epochs_then_freezes(tiny_cifar: Path, tmp_path
             "--model.init_args.stem_bias_epochs", "null",
             "--model.init_args.stem_bias_lr_scale", "64", root=tmp_path / "runs")
     assert "stem_bias_lr_scale needs stem_norm: false" in capsys.readouterr().err
+
+
+class _StepRates(Callback):
+    """Each parameter group's rate as the optimizer stepped with it (a step post-hook: Lightning
+    runs the closure, and with it ``on_before_optimizer_step``, inside ``optimizer.step``)."""
+
+    def __init__(self) -> None:
+        self.rates: list[dict[str, float]] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def record(optimizer, args, kwargs) -> None:
+            self.rates.append({g.get("name", f"pg{i}"): g["lr"]
+                               for i, g in enumerate(optimizer.param_groups)})
+        trainer.optimizers[0].register_step_post_hook(record)
+
+
+def test_stem_bias_rate_decays_to_zero_over_its_epochs(tiny_cifar: Path, tmp_path: Path) -> None:
+    # airbench94_muon: the whitening bias's rate falls linearly from its full value to 0 over
+    # 3 epochs, on its own; the other groups follow the config's LinearLR over the whole fit.
+    cli = _cifar_cli(tiny_cifar, "--trainer.default_root_dir", str(tmp_path / "runs"),
+                     "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2",
+                     "--trainer.limit_val_batches", "1", "--model.init_args.stem_bias_epochs", "2",
+                     "--model.init_args.stem_bias_decay", "true")
+    recorder = _StepRates()
+    cli.trainer.callbacks.append(recorder)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    stem = [rates["stem_bias"] for rates in recorder.rates]
+    assert stem == pytest.approx([stem[0] * f for f in (1, 0.75, 0.5, 0.25, 0, 0)])
+    rest = [rates["pg0"] for rates in recorder.rates]
+    assert rest == pytest.approx([rest[0] * (1 - step / 6) for step in range(6)])

@@ -1,9 +1,12 @@
-"""``MuonSGD``: Muon for convolution filters, SGD for every other parameter, in one optimizer.
+"""``MuonSGD``: Muon for the hidden weights, SGD for every other parameter, in one optimizer.
 
 Muon (Keller Jordan, 2024) replaces a weight matrix's momentum step by its nearest
 orthogonal matrix (a few Newton-Schulz iterations), so that every direction of the update
-moves by about the same amount. airbench94_muon trains its convolution filters this way and
-the rest (BatchNorm shifts, the whitening bias, the head) with Nesterov SGD, and reaches
+moves by about the same amount. It is defined for the *hidden* weights of 2 or more
+dimensions (a filter bank is flattened to ``out x (in*k*k)``); the input layer, the head,
+biases and norms train with a standard optimizer (Jordan, "Muon: an optimizer for hidden
+layers in neural networks", 2024). airbench94_muon trains its convolution filters this way
+and the rest (BatchNorm shifts, the whitening bias, the head) with Nesterov SGD, and reaches
 airbench94's accuracy on about 20% fewer training images.
 
 Written here, not taken from ``torch.optim.Muon``, because that class accepts only 2-D
@@ -44,9 +47,13 @@ def orthogonalize(matrix: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> to
 
 
 class MuonSGD(torch.optim.SGD):
-    """Muon on the convolution filters (parameters of 3 or more dimensions), SGD on the rest.
+    """Muon on the hidden weights, SGD on the rest.
 
-    The filters form the last parameter group (``orthogonalize: True``), with their own
+    The hidden weights are the parameters of 2 or more dimensions except the first and the
+    last of them in the model's parameter order: the input layer (an MLP's first ``Linear``,
+    a ConvNet's stem) and the head stay with SGD. A parameter group given with
+    ``"muon": True`` or ``False`` overrides the rule for its parameters. The hidden weights
+    form the last parameter group (``orthogonalize: True``), with their own
     ``muon_lr`` and ``muon_momentum`` and no weight decay (they are rescaled to a fixed norm
     before each step instead); every other group is plain ``torch.optim.SGD`` with ``lr``,
     ``momentum``, ``nesterov`` and ``weight_decay``. A scheduler that sets rates (a
@@ -69,13 +76,13 @@ class MuonSGD(torch.optim.SGD):
         """Args:
             params: the model's parameters (or parameter groups, each split in two).
             lr, momentum, nesterov, weight_decay: SGD's, for the parameters that are not
-                convolution filters (biases, BatchNorm, the head).
-            muon_lr: Muon's step for the filters, relative to their norm (airbench: 0.24,
-                decayed by the schedule like ``lr``).
+                hidden weights (biases, BatchNorm, the input layer, the head).
+            muon_lr: Muon's step for the hidden weights, relative to their norm (airbench:
+                0.24, decayed by the schedule like ``lr``).
             muon_momentum: Muon's Nesterov momentum (airbench: 0.6).
             ns_steps: Newton-Schulz iterations per step (airbench: 3).
-            normalize_filters: rescale each filter bank to norm ``sqrt(out_channels)``
-                before its step.
+            normalize_filters: rescale each hidden weight to norm ``sqrt(out_features)``
+                before its step (airbench's filter normalization).
         """
         # Checked as torch.optim checks lr and momentum: the CLI reports the refused value.
         if muon_lr < 0 or muon_momentum < 0 or ns_steps < 1:
@@ -84,16 +91,18 @@ class MuonSGD(torch.optim.SGD):
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]
+        groups = [{**g, "params": list(g["params"])} for g in groups]
+        hidden = _hidden_weights(groups)
         plain, filters = [], []
         for group in groups:
-            tensors = list(group["params"])
-            rest = {k: v for k, v in group.items() if k != "params"}
-            plain.append({**rest, "params": [p for p in tensors if p.ndim < 3]})
-            filters += [p for p in tensors if p.ndim >= 3]
+            rest = {k: v for k, v in group.items() if k not in ("params", "muon")}
+            plain.append({**rest, "params": [p for p in group["params"] if id(p) not in hidden]})
+            filters += [p for p in group["params"] if id(p) in hidden]
         if not any(p.requires_grad for p in filters):
-            raise UserError("MuonSGD orthogonalizes convolution filters, and this model has no "
-                            "trainable ones; choose another optimizer, e.g. --optimizer "
-                            "torch.optim.SGD --optimizer.init_args.lr 0.05")
+            raise UserError("MuonSGD orthogonalizes hidden weight matrices (every weight of 2 or "
+                            "more dimensions but the first layer's and the head's), and this "
+                            "model has no trainable ones; choose another optimizer, e.g. "
+                            "--optimizer torch.optim.SGD --optimizer.init_args.lr 0.05")
         muon_group = {"params": filters, "lr": muon_lr, "momentum": muon_momentum,
                       "nesterov": True, "weight_decay": 0.0, "orthogonalize": True,
                       "ns_steps": ns_steps, "normalize_filters": normalize_filters}
@@ -135,3 +144,17 @@ class MuonSGD(torch.optim.SGD):
                 p.mul_(math.sqrt(p.size(0)) / p.norm().clamp_min(1e-12))
             update = orthogonalize(direction.flatten(1), group["ns_steps"]).view_as(p)
             p.add_(update, alpha=-group["lr"])
+
+
+def _hidden_weights(groups: list[dict[str, Any]]) -> set[int]:
+    """The ids of the parameters Muon takes: 2 or more dimensions, not the first or the last
+    such parameter in order (the input layer and the head), unless a group says ``muon``."""
+    matrices = [p for g in groups for p in g["params"] if p.ndim >= 2]
+    edges = {id(matrices[0]), id(matrices[-1])} if matrices else set()
+    hidden = set()
+    for group in groups:
+        for p in group["params"]:
+            chosen = group.get("muon")
+            if chosen is True or (chosen is None and p.ndim >= 2 and id(p) not in edges):
+                hidden.add(id(p))
+    return hidden
