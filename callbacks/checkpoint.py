@@ -35,6 +35,8 @@ class FiniteModelCheckpoint(ModelCheckpoint):
         every_n_train_steps = kwargs.get("every_n_train_steps")
         # saving within an epoch: the finite check runs on the training batches too
         self.saves_on_steps = bool(every_n_train_steps) or kwargs.get("train_time_interval") is not None
+        #: whether the monitored metric was ever logged (a fit can end before validating)
+        self.monitor_seen = False
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any,
                            **kwargs: Any) -> None:
@@ -54,6 +56,9 @@ class FiniteModelCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if finite_weights(trainer):  # last.ckpt at the end of a diverged fit: not written
             super().on_train_end(trainer, pl_module)
+        if self.monitor is not None and not self.monitor_seen and trainer.global_step > 0:
+            say(f"netscope: the fit logged no {self.monitor} (no validation ran), so the "
+                f"checkpoints hold the latest weights, not the best.")
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule,
                      exception: BaseException) -> None:
@@ -63,13 +68,16 @@ class FiniteModelCheckpoint(ModelCheckpoint):
     def follow_monitor(self, trainer: Trainer) -> None:
         """Monitor the metric under the name the model logs it, or nothing."""
         metrics = trainer.callback_metrics
-        if self.monitor is None or self.monitor in metrics or trainer.sanity_checking:
+        if self.monitor is None or trainer.sanity_checking:
+            return
+        if self.monitor in metrics:
+            self.monitor_seen = True
             return
         if not any(name.startswith(("val", "valid")) for name in metrics):
             return  # no validation yet (or none at all this epoch): nothing to follow
         alias = next((a for a in MONITOR_ALIASES.get(self.monitor, ()) if a in metrics), None)
         if alias is not None:
-            self.monitor = alias
+            self.monitor, self.monitor_seen = alias, True
             return
         say(f"netscope: the model logs no {self.monitor}, which the checkpoints "
                        f"monitor; they keep the latest epoch and last.ckpt instead. Set "

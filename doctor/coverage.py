@@ -121,8 +121,13 @@ def training_coverage(history: History, context: Context, t: Thresholds,
     steps, _ = history.series("train/loss")
     if context.chance_loss is None:
         coverage.skipped("not_learning", _no_chance(context))
+    elif not steps and facts.steps < max(facts.every, 1):
+        coverage.skipped("not_learning", f"the fit was {_count(facts.steps, 'step')}, shorter "
+                                         f"than log_every_n_steps {facts.every}: no training "
+                                         f"loss was logged")
     elif not steps:
-        coverage.skipped("not_learning", "no training loss: training_step returned none")
+        coverage.skipped("not_learning", "no training loss was logged (training_step returned "
+                                         "no loss, or it was never logged)")
     elif steps[-1] - steps[0] < t.stall_steps:
         coverage.skipped("not_learning", f"the training loss was logged over {steps[-1] - steps[0]} "
                                          f"steps, fewer than the {t.stall_steps} it needs")

@@ -75,7 +75,7 @@ def console_block(findings: list[Finding], title: str, coverage: Any = None) -> 
         if coverage is not None and not coverage.checked:
             return f"Doctor ({title}): nothing could be checked{covered}"
         return f"Doctor ({title}): no findings{covered}"
-    counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in _RANK
+    counts = ", ".join(_count(sum(f.severity == s for f in findings), s) for s in _RANK
                        if any(f.severity == s for f in findings))
     lines = [f"Doctor ({title}): {counts}", *(f.line() for f in findings)]
     if coverage is not None:
@@ -108,3 +108,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return float(f"{value:.4g}") if math.isfinite(value) else str(value)
     return value
+
+
+def _count(number: int, severity: str) -> str:
+    """``1 warning``, ``2 warnings``, ``3 info`` (a mass noun)."""
+    return f"{number} {severity}{'s' if number != 1 and severity != 'info' else ''}"

@@ -328,11 +328,12 @@ def judge(report: Preflight, t: Thresholds) -> list[Finding]:
             f"use a smaller init scale (xavier_normal with gain 1) or ReLU",
             {"saturated_fraction": {l["name"]: l["saturated_fraction"] for l in saturated},
              "threshold": t.saturated_fraction}))
-    findings += first_step(report, t)
+    vanishing = any(f.code == "vanishing_gradients" for f in findings)
+    findings += first_step(report, t, vanishing)
     return findings
 
 
-def first_step(report: Preflight, t: Thresholds) -> list[Finding]:
+def first_step(report: Preflight, t: Thresholds, vanishing: bool = False) -> list[Finding]:
     """A first step far larger or smaller than the healthy update ratio."""
     if report.optimizer is None:
         report.coverage.skipped("first_step", "no optimizer at pre-flight (or one whose step "
@@ -346,8 +347,14 @@ def first_step(report: Preflight, t: Thresholds) -> list[Finding]:
         report.coverage.skipped("first_step", "no weight layer whose step tells the learning "
                                               "rate (none moved, or the optimizer fixes them)")
         return []
-    report.coverage.ran("first_step")
     median = statistics.median(ratios)
+    if vanishing and median < t.update_ratio / t.update_factor:
+        # The steps are small because the gradient vanishes through depth: a larger rate
+        # would not fix that, and the vanishing_gradients finding says what would.
+        report.coverage.skipped("first_step", "the gradient vanishes through depth, so the "
+                                              "size of the first step does not tell the rate")
+        return []
+    report.coverage.ran("first_step")
     evidence = {"median_update_ratio": median, "healthy": t.update_ratio,
                 "update_ratio": {w["name"]: w["update_ratio"] for w in report.weights}}
     adaptive = not report.proportional_step

@@ -1,6 +1,7 @@
 """A fast CIFAR-class convolutional network (in the spirit of airbench's net)."""
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ class ConvNet(BaseModel):
     def __init__(
         self,
         *args,
-        widths: list[int] = [64, 256, 256],
+        widths: Sequence[int] = (64, 256, 256),
         depth: int = 2,
         stem_width: int = 32,
         batch_norm: bool = True,

@@ -1,6 +1,7 @@
 """A multi-layer perceptron: flattens any input, so it runs on every datamodule."""
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ class MLP(BaseModel):
     def __init__(
         self,
         *args,
-        hidden_sizes: list[int] = [128, 64],
+        hidden_sizes: Sequence[int] = (128, 64),
         dropout: float = 0.0,
         batch_norm: bool = False,
         **kwargs,

@@ -18,6 +18,9 @@ _NOISE_WARNINGS = (
     # a fit shorter than log_every_n_steps: the doctor says what it means for the
     # diagnostics, in netscope's words (callbacks.Doctor), once
     r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # a fit that ended before any validation: netscope.callbacks.FiniteModelCheckpoint
+    # says so in one line, without a site-packages path
+    r"`ModelCheckpoint\(monitor=.*\)` could not find the monitored key",
 )
 _NOISE_LOG_LINES = (
     "💡 Tip: For seamless cloud logging",  # Lightning advertising its LitLogger

@@ -70,13 +70,19 @@ def test_a_very_negative_bias_kills_the_units_of_a_plain_module(mnist, tmp_path)
     assert dead[0]["evidence"]["dead_fraction"]["fc1"] == 1.0
 
 
-def test_a_deep_sigmoid_module_has_vanishing_gradients(mnist, tmp_path):
+def test_a_deep_sigmoid_module_has_vanishing_gradients(mnist, tmp_path, capsys):
     run_dir = fit(mnist, tmp_path, "--model", "tests.user_models.DeepSigmoidNet",
                   "--model.init_args.depth", "12")
-    findings = metrics(run_dir)["findings"]
+    result = metrics(run_dir)
+    findings = result["findings"]
     vanishing = [f for f in findings if f["code"] == "vanishing_gradients" and f["step"] == 0]
     assert vanishing and vanishing[0]["where"].startswith("layers."), findings
     assert vanishing[0]["evidence"]["backward_ratio"] < 1e-2
+    # Its tiny first step follows from the vanished gradient: no advice to raise the rate,
+    # and the first-step check says why it did not judge.
+    assert not [f for f in findings if f["code"] == "lr_too_low"], findings
+    assert "vanishes" in result["not_checked"]["first_step"]
+    assert "Doctor (pre-flight check, step 0): 1 warning\n" in capsys.readouterr().err
 
 
 def test_a_lightning_module_keeps_its_own_steps_and_optimizer(mnist, tmp_path, capsys):
@@ -129,8 +135,15 @@ def test_a_short_fit_lists_what_it_did_not_check(mnist, tmp_path, capsys):
                                           "10: the diagnostics never logged")
     assert "learning_rate" in why and "dead_units" in why
     assert "symmetry" in result["checked"]  # the pre-flight ran
-    out = capsys.readouterr().out
+    # the training loss was not logged because the fit was short, not because it had none
+    assert why["not_learning"].startswith("the fit was 5 steps, shorter than log_every_n_steps")
+    captured = capsys.readouterr()
+    out = captured.out
     assert "Doctor (end of fit, step 5): no findings  (checked: " in out and "not checked: " in out
+    # it ended before validating: one line of netscope's, not Lightning's warning from
+    # site-packages
+    assert "the fit logged no val/acc (no validation ran)" in captured.out + captured.err
+    assert "could not find the monitored key" not in captured.out + captured.err
 
 
 def test_a_linked_value_set_by_hand_is_an_error_that_names_the_data(mnist, tmp_path, capsys):

@@ -115,6 +115,9 @@ def test_findings_merge_keep_the_first_sighting_and_print_one_line_each():
     assert block.splitlines()[0] == "Doctor (end of fit): 1 error, 1 warning"
     assert len(block.splitlines()) == 3
     assert console_block([], "pre-flight") == "Doctor (pre-flight): no findings"
+    info = Finding("batch_size", "info", "model", 0, "small")
+    two = console_block([first, Finding("dead_units", "warning", "head", 9, "dead"), info, info], "x")
+    assert two.splitlines()[0] == "Doctor (x): 2 warnings, 2 info"  # not "2 warning"
     record = first.to_dict()
     assert list(record) == ["code", "severity", "where", "step", "evidence", "message"]
     assert Finding.from_dict(json.loads(json.dumps(record))) == first
