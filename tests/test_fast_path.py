@@ -231,12 +231,16 @@ class _StepRates(Callback):
     runs the closure, and with it ``on_before_optimizer_step``, inside ``optimizer.step``)."""
 
     def __init__(self) -> None:
-        self.rates: list[dict[str, float]] = []
+        self.by_step: dict[int, dict[str, float]] = {}
+
+    @property
+    def rates(self) -> list[dict[str, float]]:
+        return [self.by_step[step] for step in sorted(self.by_step)]
 
     def on_train_start(self, trainer, pl_module) -> None:
         def record(optimizer, args, kwargs) -> None:
-            self.rates.append({g.get("name", f"pg{i}"): g["lr"]
-                               for i, g in enumerate(optimizer.param_groups)})
+            self.by_step[trainer.global_step] = {g.get("name", f"pg{i}"): g["lr"]
+                                                 for i, g in enumerate(optimizer.param_groups)}
         trainer.optimizers[0].register_step_post_hook(record)
 
 
