@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netscope.core.history import History
+from netscope.doctor.findings import counted
 from netscope.doctor.rules import Context
 from netscope.doctor.thresholds import Thresholds
 
@@ -108,21 +109,21 @@ def training_coverage(history: History, context: Context, t: Thresholds,
             if count >= needed:
                 continue
             if count == 0 and facts.steps < max(facts.every, 1):
-                why = (f"the fit was {_count(facts.steps, 'step')}, shorter than log_every_n_steps "
+                why = (f"the fit was {counted(facts.steps, 'step')}, shorter than log_every_n_steps "
                        f"{facts.every}: the diagnostics never logged")
             elif count == 0 and producer not in facts.diagnostics:
                 why = f"no {producer} callback logged {family.rstrip('/')}"
             elif count == 0:
                 why = f"nothing was logged under {family}"
             else:
-                why = (f"{_count(count, 'logged step')} of {family.rstrip('/')}, fewer than the "
+                why = (f"{counted(count, 'logged step')} of {family.rstrip('/')}, fewer than the "
                        f"{needed} it needs")
         coverage.skipped(rule, why) if why else coverage.ran(rule)
     steps, _ = history.series("train/loss")
     if context.chance_loss is None:
         coverage.skipped("not_learning", _no_chance(context))
     elif not steps and facts.steps < max(facts.every, 1):
-        coverage.skipped("not_learning", f"the fit was {_count(facts.steps, 'step')}, shorter "
+        coverage.skipped("not_learning", f"the fit was {counted(facts.steps, 'step')}, shorter "
                                          f"than log_every_n_steps {facts.every}: no training "
                                          f"loss was logged")
     elif not steps:
@@ -140,17 +141,13 @@ def training_coverage(history: History, context: Context, t: Thresholds,
         coverage.skipped("overfitting", "no validation loss was logged (looked for val/loss, "
                                         "val_loss, valid_loss)")
     else:
-        coverage.skipped("overfitting", f"{_count(validation, 'validation epoch')}, fewer than "
+        coverage.skipped("overfitting", f"{counted(validation, 'validation epoch')}, fewer than "
                                         f"the {t.overfit_epochs + 1} it needs")
     if facts.guard:
         coverage.ran("divergence")
     else:
         coverage.skipped("divergence", "no DivergenceGuard callback")
     return coverage
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _not_applicable(rule: str, context: Context) -> str | None:

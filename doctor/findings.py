@@ -75,7 +75,7 @@ def console_block(findings: list[Finding], title: str, coverage: Any = None) -> 
         if coverage is not None and not coverage.checked:
             return f"Doctor ({title}): nothing could be checked{covered}"
         return f"Doctor ({title}): no findings{covered}"
-    counts = ", ".join(_count(sum(f.severity == s for f in findings), s) for s in _RANK
+    counts = ", ".join(counted(sum(f.severity == s for f in findings), s) for s in _RANK
                        if any(f.severity == s for f in findings))
     lines = [f"Doctor ({title}): {counts}", *(f.line() for f in findings)]
     if coverage is not None:
@@ -110,6 +110,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _count(number: int, severity: str) -> str:
-    """``1 warning``, ``2 warnings``, ``3 info`` (a mass noun)."""
-    return f"{number} {severity}{'s' if number != 1 and severity != 'info' else ''}"
+def counted(number: int, noun: str) -> str:
+    """``1 step``, ``2 steps``; ``3 info`` (a mass noun keeps its form)."""
+    return f"{number} {noun}{'s' if number != 1 and noun != 'info' else ''}"

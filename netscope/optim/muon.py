@@ -93,17 +93,17 @@ class MuonSGD(torch.optim.SGD):
             groups = [{"params": groups}]
         groups = [{**g, "params": list(g["params"])} for g in groups]
         hidden = _hidden_weights(groups)
-        plain, filters = [], []
+        plain, matrices = [], []
         for group in groups:
             rest = {k: v for k, v in group.items() if k not in ("params", "muon")}
             plain.append({**rest, "params": [p for p in group["params"] if id(p) not in hidden]})
-            filters += [p for p in group["params"] if id(p) in hidden]
-        if not any(p.requires_grad for p in filters):
+            matrices += [p for p in group["params"] if id(p) in hidden]
+        if not any(p.requires_grad for p in matrices):
             raise UserError("MuonSGD orthogonalizes hidden weight matrices (every weight of 2 or "
                             "more dimensions but the first layer's and the head's), and this "
                             "model has no trainable ones; choose another optimizer, e.g. "
                             "--optimizer torch.optim.SGD --optimizer.init_args.lr 0.05")
-        muon_group = {"params": filters, "lr": muon_lr, "momentum": muon_momentum,
+        muon_group = {"params": matrices, "lr": muon_lr, "momentum": muon_momentum,
                       "nesterov": True, "weight_decay": 0.0, "orthogonalize": True,
                       "ns_steps": ns_steps, "normalize_filters": normalize_filters}
         super().__init__([g for g in plain if g["params"]] + [muon_group], lr=lr,
