@@ -75,7 +75,8 @@ class Curvature(Diagnostic):
         self.vector: torch.Tensor | None = None
         self.clone: LightningModule | None = None
         self.ratios: list[float] = []
-        self.seconds: list[float] = []
+        self.seconds: list[float] = []  # per measurement: its wall time and its products
+        self.products: list[int] = []
         self.reasons: dict[str, str] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -147,6 +148,7 @@ class Curvature(Diagnostic):
         eigen = top_eigenvalue(hessian_operator(loss.float(), params, scale),
                                start.to(params[0].device), self.iterations, self.tolerance)
         self.vector = eigen.vector.detach()
+        self.products.append(eigen.products)
         metrics = {SHARPNESS: eigen.value}
         if limit.limit is not None:
             metrics[LIMIT] = limit.limit
@@ -177,6 +179,10 @@ class Curvature(Diagnostic):
     # ---------------------------------------------------------------------- end of fit
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.clone = None  # the copy's memory back
+        if self.every > 0 and trainer.global_step < self.every:
+            self.stop(f"the fit was {trainer.global_step} steps, fewer than Curvature's "
+                      f"every_n_steps {self.every}: nothing was measured (set "
+                      f"--trainer.callbacks.every_n_steps lower)")
         if not self.ratios:
             return
         last = self.ratios[-max(1, len(self.ratios) // 3):]

@@ -29,12 +29,12 @@ def curvature_figure(history: History) -> Figure | None:
     limit_steps, limit = history.series("sharpness_limit")
     if limit_steps:
         axes[0].plot(limit_steps, limit, ls="--", lw=1.5, color="C3",
-                     label="stability limit (2/η for SGD)")
+                     label="stability limit")
         if max(limit) > 5 * max(sharpness) > 0:  # far from the edge: both in view
             axes[0].set_yscale("log")
         else:
             axes[0].set_ylim(0, 1.25 * max(max(sharpness), max(limit)))
-    axes[0].set_ylabel("top Hessian eigenvalue")
+    axes[0].set_ylabel("top Hessian eigenvalue\n(preconditioned: Adam, RMSprop)")
     axes[0].set_title("Sharpness against the optimizer's stability limit")
     axes[0].legend(loc="lower right")
     if noise_steps:
