@@ -214,3 +214,23 @@ def test_without_curvature_the_doctor_says_it_did_not_look(mnist, tmp_path):
     result = metrics(run_dir)
     assert "sharpness" not in result and not (run_dir / "curvature.png").exists()
     assert result["not_checked"]["curvature"].startswith("off by default")
+
+
+def test_measuring_does_not_change_what_is_trained(tmp_path):
+    """The measurements run on a copy, with the random numbers restored: a fit with Curvature
+    ends with exactly the weights of a fit without it (shuffled batches, dropout)."""
+    def trained(with_curvature: bool) -> torch.Tensor:
+        L.seed_everything(3)
+        module = LeastSquares(lr=0.01, momentum=0.9)
+        module.linear = nn.Sequential(nn.Dropout(0.2), nn.Linear(D, 1, bias=False))
+        x, y = least_squares_data()
+        callbacks = [Curvature(every_n_steps=2)] if with_curvature else []
+        trainer = L.Trainer(max_steps=12, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=callbacks, default_root_dir=tmp_path)
+        trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True))
+        if with_curvature:
+            assert len(callbacks[0].seconds) == 6
+        return module.linear[1].weight.detach().clone()
+
+    assert torch.equal(trained(True), trained(False))
