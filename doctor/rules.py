@@ -226,6 +226,8 @@ def learning_rate(history: History, context: Context, t: Thresholds, step: int) 
             + (f"; {why[0]}" if why else "; try 10x smaller"),
             {**evidence, **(why[1] if why else {})})]
     losses = history.series("train/loss")[1]
+    if vanishing_gradients(history, context, t, step):
+        return []  # small steps because the gradient vanishes: depth and init, not the rate
     if medians and max(medians) < low and len(losses) >= 2 and losses[0] > 0:
         change = abs(losses[0] - losses[-1]) / losses[0]
         if change < t.stall_fraction:
