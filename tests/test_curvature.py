@@ -234,3 +234,19 @@ def test_measuring_does_not_change_what_is_trained(tmp_path):
         return module.linear[1].weight.detach().clone()
 
     assert torch.equal(trained(True), trained(False))
+
+
+def test_a_divergence_names_the_curvature_that_caused_it(tmp_path):
+    from netscope.callbacks import DivergenceGuard
+    from netscope.callbacks.board import Board
+    x, y = least_squares_data()
+    exact = float(torch.linalg.eigvalsh(2 * x.T @ x / N).max())
+    lr = 3.0 / exact  # ηλ = 3: the error along the top direction doubles every step
+    guard, curvature = DivergenceGuard(check_every_n_steps=1), Curvature(every_n_steps=1)
+    trainer = L.Trainer(max_steps=200, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[curvature, guard], default_root_dir=tmp_path)
+    trainer.fit(LeastSquares(lr=lr), DataLoader(TensorDataset(x, y), batch_size=N))
+    diverged = next(f for f in Board.of(trainer).findings if f.code == "diverged")
+    assert diverged.evidence["sharpness"] == pytest.approx(exact, rel=1e-2)
+    assert "1.5x the stability limit" in diverged.message
