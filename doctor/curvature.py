@@ -52,6 +52,22 @@ def explain(history: History, t: Thresholds) -> tuple[str, dict] | None:
             f"({ratio:.2f}x), so the steps are large but not unstable", evidence)
 
 
+def unstable_since(history: History, step: int, t: Thresholds) -> tuple[float, float] | None:
+    """The median sharpness / limit measured after ``step`` when the steps were unstable
+    then: the median at the edge of stability or past it (>= 1 - ``edge_band``) and at least
+    one measurement clearly past it (> 1 + ``edge_band``). Gradient descent at the edge
+    hovers within a few percent of the limit (Cohen et al. 2021); a run whose sharpness
+    swings past it oscillates. ``(median, largest)`` ratio, or ``None`` when not so or not
+    measured."""
+    since = [ratio for s, *_, ratio in ratios(history) if s > step]
+    if len(since) < t.patience:
+        return None
+    median = statistics.median(since)
+    if median >= 1 - t.edge_band and max(since) > 1 + t.edge_band:
+        return median, max(since)
+    return None
+
+
 def sharpness(history: History, context, t: Thresholds, step: int) -> list[Finding]:
     """An overshooting sharpness (``lr_too_high``), or one at the edge of stability (info)."""
     measured = ratios(history)[-t.patience:]

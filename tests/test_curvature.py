@@ -250,3 +250,35 @@ def test_a_divergence_names_the_curvature_that_caused_it(tmp_path):
     diverged = next(f for f in Board.of(trainer).findings if f.code == "diverged")
     assert diverged.evidence["sharpness"] == pytest.approx(exact, rel=1e-2)
     assert "1.5x the stability limit" in diverged.message
+
+
+def rising_validation(ratios: list[float]) -> History:
+    """Validation loss above its best for 3 epochs while the training loss falls, with the
+    sharpness / limit ``ratios`` measured over those epochs."""
+    history = History()
+    for epoch, (val, train) in enumerate(zip([0.6, 0.5, 0.62, 0.7, 0.8], [1.0, 0.9, 0.8, 0.7, 0.6])):
+        history.record(epoch * 100 + 99, {"val/loss": val, "train/loss": train})
+    for step, ratio in zip(range(120, 500, 40), ratios):
+        history.record(step, {"sharpness": 200 * ratio, "sharpness_limit": 200.0})
+    return history
+
+
+def test_rising_validation_loss_with_a_swinging_sharpness_is_a_too_high_learning_rate():
+    # RMSprop at lr 0.01 on the satellite images: the sharpness swings past 2/η, and the
+    # validation loss with it; the doctor called that overfitting before
+    swinging = found(rising_validation([0.7, 2.4, 0.6, 1.5, 0.9, 3.1, 0.8, 1.2, 0.7, 1.4]))
+    assert "overfitting" not in swinging
+    assert "up to 3.1x" in swinging["lr_too_high"].message
+    calm = found(rising_validation([0.05, 0.06, 0.05, 0.07, 0.06, 0.05, 0.06, 0.05, 0.06, 0.05]))
+    assert "overfitting" in calm and "lr_too_high" not in calm
+
+
+def test_a_later_sighting_adds_its_curvature_to_a_known_finding():
+    from netscope.doctor.findings import Finding, merge
+    first = Finding("lr_too_high", "warning", "model", 0, "the first step is large", {"x": 1})
+    later = Finding("lr_too_high", "warning", "model", 300, "the sharpness swings",
+                    {"sharpness_over_limit": 1.2})
+    [merged] = merge([first], [later])
+    assert merged.step == 0 and "later (step 300): the sharpness swings" in merged.message
+    assert merged.evidence["later"]["sharpness_over_limit"] == 1.2
+    assert merge([merged], [later]) == [merged]  # once
