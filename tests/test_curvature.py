@@ -282,3 +282,14 @@ def test_a_later_sighting_adds_its_curvature_to_a_known_finding():
     assert merged.step == 0 and "later (step 300): the sharpness swings" in merged.message
     assert merged.evidence["later"]["sharpness_over_limit"] == 1.2
     assert merge([merged], [later]) == [merged]  # once
+
+
+def test_the_study_figure_draws_sharpness_over_limit_per_setting():
+    from netscope.figures.curvature import study_curvature_figure
+    from netscope.figures.study import Group
+    runs = [history_of([150, 196, 205], limit=200.0), history_of([10, 12, 11], limit=200.0)]
+    figure = study_curvature_figure([Group("at the edge", runs[:1]), Group("below", runs[1:])], "t")
+    [axis] = figure.axes
+    means = [line.get_ydata() for line in axis.lines[:2]]
+    assert list(means[0]) == pytest.approx([0.75, 0.98, 1.025]) and max(means[1]) < 0.1
+    assert study_curvature_figure([Group("none", [History()])], "t") is None
