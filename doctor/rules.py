@@ -9,8 +9,9 @@ finished run's files, step by step, and finds the same first steps.
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from netscope.core.history import History
 from netscope.doctor import curvature

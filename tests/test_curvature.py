@@ -16,7 +16,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from netscope.callbacks import Curvature
 from netscope.core.curvature import NoiseScale, top_eigenvalue
+from netscope.core.history import History
 from netscope.core.stability import stability
+from netscope.doctor.rules import Context, evaluate
+from netscope.doctor.thresholds import Thresholds
+from tests.helpers import CONFIGS, make_mnist, metrics, run
 
 N, D = 256, 6
 
@@ -104,7 +108,7 @@ def test_the_limit_follows_momentum_and_nesterov():
 
 
 def test_adams_sharpness_is_preconditioned_against_38_over_lr(tmp_path):
-    curvature, logged = fit(LeastSquares("adam", lr=0.001), batch_size=N, steps=4,
+    _, logged = fit(LeastSquares("adam", lr=0.001), batch_size=N, steps=4,
                             tmp_path=tmp_path, tolerance=1e-6)
     # before its first step Adam has no statistics: no limit that step, one after
     assert "sharpness_limit" in logged[-1]
@@ -142,9 +146,6 @@ def test_noise_scale_estimator_is_unbiased_on_its_own_terms():
 
 
 # ----------------------------------------------------------------------- the doctor's reading
-from netscope.core.history import History  # noqa: E402
-from netscope.doctor.rules import Context, evaluate  # noqa: E402
-from netscope.doctor.thresholds import Thresholds  # noqa: E402
 
 
 def history_of(sharpness: list[float], limit: float = 200.0, lr: float = 0.01,
@@ -182,7 +183,6 @@ def test_batch_advice_only_on_strong_evidence():
 
 
 # ------------------------------------------------------------------- through main.py, any model
-from tests.helpers import CONFIGS, make_mnist, metrics, run  # noqa: E402
 
 SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20",
          "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
