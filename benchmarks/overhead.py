@@ -105,10 +105,13 @@ def measure(name: str, args: argparse.Namespace, root: str,
     if variant.plain:
         cli = build(args.config, args.data_dir, "--trainer.logger", "false", *extra,
                     accelerator=args.accelerator)
-        return PlainLoop(cli).train(args.steps, args.warmup)
-    cli = build(args.config, args.data_dir, *fit_overrides(args.steps, root), *extra,
-                *variant.overrides, accelerator=args.accelerator)
-    return lightning_window(cli, args.steps, args.warmup, variant.before_fit)
+        window = PlainLoop(cli).train(args.steps, args.warmup)
+    else:
+        cli = build(args.config, args.data_dir, *fit_overrides(args.steps, root), *extra,
+                    *variant.overrides, accelerator=args.accelerator)
+        window = lightning_window(cli, args.steps, args.warmup, variant.before_fit)
+    window.parameters = sum(p.numel() for p in cli.model.parameters())
+    return window
 
 
 def add_measuring_options(parser: argparse.ArgumentParser, variants: list[str]) -> None:

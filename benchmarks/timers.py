@@ -65,6 +65,7 @@ class Window:
     start: Reading | None = None
     end: Reading | None = None
     steps: list[tuple[str, float]] = field(default_factory=list)
+    parameters: int = 0  # of the model timed, for the record
 
     def open(self) -> None:
         self.start = Reading.now()
@@ -87,7 +88,7 @@ class Window:
 
     def summary(self) -> dict[str, float | int | None]:
         """The window as JSON: images/s, wall and CPU seconds, page faults, step medians."""
-        return {"img_s": self.images_per_second, "wall_s": self.wall_s,
+        return {"img_s": self.images_per_second, "parameters": self.parameters, "wall_s": self.wall_s,
                 "cpu_s": self.end.cpu - self.start.cpu,
                 "minor_faults": self.end.minor_faults - self.start.minor_faults,
                 "major_faults": self.end.major_faults - self.start.major_faults,
