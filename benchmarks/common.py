@@ -10,7 +10,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 import wandb
 from lightning.pytorch import LightningModule
 
-from benchmarks.timers import OTHER, StepTimer, Window, synchronize
+from benchmarks.timers import OTHER, Reading, StepTimer, Window, synchronize
 from netscope.cli import NetscopeCLI
 from netscope.datamodules.augment import random_flip, random_translate
 from netscope.optim.schedules import build_optimizers
@@ -126,6 +125,9 @@ class PlainLoop:
         # only a fit attaches; here the same optimizer and schedule are built for the length
         # the config's fit would have (full batches of the training split, max_epochs).
         steps_per_epoch = len(self.labels) // self.batch_size
+        if steps_per_epoch == 0:
+            raise ValueError(f"{len(self.labels)} training samples make no full batch of "
+                             f"{self.batch_size}")
         built = build_optimizers(self.model.parameters(), getattr(cli.model, "optimizer_choice", None),
                                  getattr(cli.model, "lr_scheduler_choice", None),
                                  FitLength(steps_per_epoch, cli.trainer.max_epochs),
@@ -159,12 +161,12 @@ class PlainLoop:
         batches = self.batches()
         window = Window()
         for step in range(steps):
-            started = time.perf_counter()
+            started = Reading.now()
             train_step(self.model, self.optimizer, *next(batches), self.autocast)
             if self.scheduler is not None:
                 self.scheduler.step()
             if step >= warmup:
-                window.steps.append((OTHER, time.perf_counter() - started))
+                window.add_step(OTHER, started)
                 window.images += self.batch_size
             if step == warmup - 1:
                 synchronize(self.device)

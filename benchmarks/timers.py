@@ -58,13 +58,15 @@ LOG, EPOCH_END, OTHER = "log", "epoch_end", "other"
 
 @dataclass
 class Window:
-    """A timed window: its images, its clocks from start to end, and its steps' seconds
-    with what each was (:data:`LOG`, :data:`EPOCH_END`, :data:`OTHER`)."""
+    """A timed window: its images, its clocks from start to end, and its steps' wall and
+    CPU seconds with what each was (:data:`LOG`, :data:`EPOCH_END`, :data:`OTHER`). On a
+    machine shared with other jobs the CPU seconds are the steadier measure (one thread:
+    they equal the wall clock when the process has its core to itself)."""
 
     images: int = 0
     start: Reading | None = None
     end: Reading | None = None
-    steps: list[tuple[str, float]] = field(default_factory=list)
+    steps: list[tuple[str, float, float]] = field(default_factory=list)  # kind, wall, CPU
     parameters: int = 0  # of the model timed, for the record
 
     def open(self) -> None:
@@ -81,20 +83,29 @@ class Window:
     def images_per_second(self) -> float:
         return self.images / self.wall_s
 
-    def step_ms(self, kind: str) -> float | None:
-        """The median milliseconds of the window's steps of ``kind`` (None if none)."""
-        times = [seconds for k, seconds in self.steps if k == kind]
+    def add_step(self, kind: str, start: Reading) -> None:
+        """Record a step of ``kind`` that began at ``start`` and ends now."""
+        end = Reading.now()
+        self.steps.append((kind, end.wall - start.wall, end.cpu - start.cpu))
+
+    def step_ms(self, kind: str, cpu: bool = False) -> float | None:
+        """The median wall (or ``cpu``) milliseconds of the window's steps of ``kind``
+        (None if none)."""
+        times = [c if cpu else w for k, w, c in self.steps if k == kind]
         return 1000 * statistics.median(times) if times else None
 
     def summary(self) -> dict[str, float | int | None]:
         """The window as JSON: images/s, wall and CPU seconds, page faults, step medians."""
-        return {"img_s": self.images_per_second, "parameters": self.parameters, "wall_s": self.wall_s,
-                "cpu_s": self.end.cpu - self.start.cpu,
+        cpu_s = self.end.cpu - self.start.cpu
+        return {"img_s": self.images_per_second, "cpu_img_s": self.images / cpu_s,
+                "parameters": self.parameters, "wall_s": self.wall_s, "cpu_s": cpu_s,
                 "minor_faults": self.end.minor_faults - self.start.minor_faults,
                 "major_faults": self.end.major_faults - self.start.major_faults,
                 "log_step_ms": self.step_ms(LOG), "step_ms": self.step_ms(OTHER),
                 "epoch_end_step_ms": self.step_ms(EPOCH_END),
-                "steps": {kind: sum(k == kind for k, _ in self.steps)
+                "log_step_cpu_ms": self.step_ms(LOG, cpu=True),
+                "step_cpu_ms": self.step_ms(OTHER, cpu=True),
+                "steps": {kind: sum(k == kind for k, *_ in self.steps)
                           for kind in (LOG, OTHER, EPOCH_END)}}
 
 
@@ -114,18 +125,18 @@ class StepTimer(Callback):
         self.warmup = warmup
         self.per_step = per_step
         self.window = Window()
-        self._step: tuple[str, float] | None = None  # (kind, start) of the step running
+        self._step: tuple[str, Reading] | None = None  # (kind, start) of the step running
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch,
                              batch_idx: int) -> None:
         if self.per_step:
             synchronize(pl_module.device)
-        now = time.perf_counter()
         if self._step is not None:
-            self.window.steps.append((self._step[0], now - self._step[1]))
+            self.window.add_step(*self._step)
         self._step = None
         if trainer.global_step >= self.warmup:
-            self._step = (LOG if is_due(trainer, trainer.log_every_n_steps) else OTHER, now)
+            kind = LOG if is_due(trainer, trainer.log_every_n_steps) else OTHER
+            self._step = (kind, Reading.now())
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
                            batch_idx: int) -> None:
