@@ -114,7 +114,8 @@ def main() -> None:
             parser.error(f"{name}: --steps must be larger than --warmup")
         print(f"--- {name}: {sized.config}, {sized.steps} steps ({sized.warmup} untimed)",
               flush=True)
-        overrides = (*size.overrides, *shlex.split(getattr(args, f"{name}_args")))
+        overrides = (*size.overrides, *shlex.split(args.args),
+                     *shlex.split(getattr(args, f"{name}_args")))
         windows = rounds(sized, overrides)
         table[name] = {**summarize(windows), "windows": windows,
                        "settings": {"config": str(sized.config), "steps": sized.steps,

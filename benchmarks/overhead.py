@@ -33,6 +33,7 @@ step ms), and the settings; ``--json PATH`` also writes it there.
 """
 
 import argparse
+import shlex
 import statistics
 import sys
 import tempfile
@@ -127,6 +128,9 @@ def add_measuring_options(parser: argparse.ArgumentParser, variants: list[str]) 
     parser.add_argument("--precision", default=None,
                         help="override the config's trainer.precision (e.g. 32-true on a CPU "
                              "without AVX512-BF16, where bf16 autocast is emulated)")
+    parser.add_argument("--args", default="",
+                        help="more config overrides for every variant, as one string: "
+                             "--args='--data.init_args.batch_size 500'")
     parser.add_argument("--keep_garbage", action="store_true",
                         help="do not collect the previous variant's garbage before each one")
 
@@ -169,7 +173,7 @@ def main() -> None:
     args = parse_benchmark_args(parser)
     if args.steps <= args.warmup:
         parser.error("--steps must be larger than --warmup")
-    windows = rounds(args)
+    windows = rounds(args, tuple(shlex.split(args.args)))
     result = {
         **medians(windows),
         "samples_img_s": {v: [w["img_s"] for w in ws] for v, ws in windows.items()},
@@ -177,7 +181,7 @@ def main() -> None:
         "settings": {"config": str(args.config), "steps": args.steps, "warmup": args.warmup,
                      "repeats": args.repeats, "log_every_n_steps": args.log_every_n_steps,
                      "precision": args.precision or "the config's",
-                     "keep_garbage": args.keep_garbage,
+                     "keep_garbage": args.keep_garbage, "args": args.args,
                      "device": device_name(args.accelerator), "machine": machine()},
     }
     emit(result, args.json)
