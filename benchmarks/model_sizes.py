@@ -25,7 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from benchmarks.common import ROOT, benchmark_parser, device_name, emit, machine, parse_benchmark_args  # noqa: E402,E501
+from benchmarks.common import (  # noqa: E402
+    ROOT,
+    benchmark_parser,
+    device_name,
+    emit,
+    machine,
+    parse_benchmark_args,
+)
 from benchmarks.overhead import add_measuring_options, medians, rounds  # noqa: E402
 
 #: The offline data sets: ``../shared/data`` beside the checkout (or beside a folder above

@@ -107,7 +107,8 @@ WINDOW_KEYS = ("img_s", "cpu_img_s", "wall_s", "cpu_s")
 def test_overhead_benchmark_measures_every_variant(tiny_cifar: Path, tmp_path: Path) -> None:
     # It broke unnoticed once the optimizer became built inside the fit (configure_optimizers
     # reads the fit's length from a trainer the plain loop never has).
-    result, stderr = _benchmark("overhead.py", tmp_path, "--config", str(_small_cifar_config(tmp_path)),
+    result, stderr = _benchmark("overhead.py", tmp_path,
+                                "--config", str(_small_cifar_config(tmp_path)),
                                 "--data_dir", str(tiny_cifar), "--precision", "32-true",
                                 "--steps", "3", "--warmup", "1", "--repeats", "1",
                                 "--log_every_n_steps", "1")
@@ -132,7 +133,8 @@ def test_model_sizes_benchmark_gives_each_size_its_row(tiny_cifar: Path, tmp_pat
         "model_sizes.py", tmp_path, "--steps", "5", "--warmup", "1", "--repeats", "1",
         "--log_every_n_steps", "2", "--mlp_mnist_data", str(mnist),
         "--convnet_cifar_config", str(_small_cifar_config(tmp_path)),
-        "--convnet_cifar_data", str(tiny_cifar), "--convnet_cifar_args=--data.init_args.batch_size 8",
+        "--convnet_cifar_data", str(tiny_cifar),
+        "--convnet_cifar_args=--data.init_args.batch_size 8",
         "--resnet18_satellite_data", str(satellite),
         "--resnet18_satellite_args=--data.init_args.batch_size 8 --data.init_args.image_size 32")
     sizes = result["sizes"]
