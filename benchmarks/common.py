@@ -10,13 +10,14 @@ import os
 import platform
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import wandb
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule
 
+from benchmarks.timers import OTHER, Reading, StepTimer, Window, synchronize
 from netscope.cli import NetscopeCLI
 from netscope.datamodules.augment import random_flip, random_translate
 from netscope.optim.schedules import build_optimizers
@@ -80,13 +81,6 @@ def device_of(cli: NetscopeCLI) -> torch.device:
     return cli.trainer.strategy.root_device
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for the device to finish its queued work (a GPU runs ahead of the host), so
-    that a clock read after it times the work, not its launch. A no-op on a CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train_step(model: LightningModule, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
                targets: torch.Tensor, autocast_context: torch.autocast) -> torch.Tensor:
     """One training step as one would write it by hand: forward and loss under autocast,
@@ -113,7 +107,8 @@ class FitLength:
 class PlainLoop:
     """A hand-written training loop over the same tensors, model and optimizer: what one
     would write without Lightning (tensors on the training device, ``randperm`` batches,
-    normalization and flip + translate on the batch, autocast, SGD and a per-step scheduler)."""
+    normalization and the configured flips and translation on the batch, autocast, SGD and
+    a per-step scheduler)."""
 
     def __init__(self, cli: NetscopeCLI) -> None:
         data = cli.datamodule
@@ -123,12 +118,16 @@ class PlainLoop:
         self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1) * 255
         self.translate = data.translate
+        self.flip, self.vflip = getattr(data, "flip", False), getattr(data, "vflip", False)
         self.batch_size = data.batch_size
         self.model = cli.model.to(self.device)
         # The model's own configure_optimizers reads the fit's length from its trainer, which
         # only a fit attaches; here the same optimizer and schedule are built for the length
         # the config's fit would have (full batches of the training split, max_epochs).
         steps_per_epoch = len(self.labels) // self.batch_size
+        if steps_per_epoch == 0:
+            raise ValueError(f"{len(self.labels)} training samples make no full batch of "
+                             f"{self.batch_size}")
         built = build_optimizers(self.model.parameters(), getattr(cli.model, "optimizer_choice", None),
                                  getattr(cli.model, "lr_scheduler_choice", None),
                                  FitLength(steps_per_epoch, cli.trainer.max_epochs),
@@ -146,62 +145,57 @@ class PlainLoop:
             for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
                 index = order[start:start + self.batch_size]
                 images = (self.images[index].float() - self.mean) / self.std
-                images = random_translate(random_flip(images), self.translate)
+                if self.flip:
+                    images = random_flip(images)
+                if self.vflip:  # top-bottom: a left-right flip of the transposed images
+                    images = random_flip(images.transpose(-1, -2)).transpose(-1, -2)
+                if self.translate:
+                    images = random_translate(images, self.translate)
                 yield images.contiguous(memory_format=self.memory_format), self.labels[index]
 
-    def train(self, steps: int, warmup: int) -> float:
-        """Train ``steps`` steps; return images per second over those after ``warmup``."""
+    def train(self, steps: int, warmup: int) -> Window:
+        """Train ``steps`` steps; the timed window over those after ``warmup`` (each step
+        timed alone too; on a GPU the step times are of the launches, the window's of
+        the work)."""
         self.model.train()
         batches = self.batches()
-        start = 0.0
+        window = Window()
         for step in range(steps):
+            started = Reading.now()
             train_step(self.model, self.optimizer, *next(batches), self.autocast)
             if self.scheduler is not None:
                 self.scheduler.step()
+            if step >= warmup:
+                window.add_step(OTHER, started)
+                window.images += self.batch_size
             if step == warmup - 1:
                 synchronize(self.device)
-                start = time.perf_counter()
+                window.open()
         synchronize(self.device)
-        return (steps - warmup) * self.batch_size / (time.perf_counter() - start)
+        window.close()
+        return window
 
 
-class StepTimer(Callback):
-    """Images per second of training batches after the first ``warmup`` ones (each timed
-    batch includes everything Lightning and the callbacks do around it). The device is
-    synchronized only where the clock is read (after the warm-up and after the last step),
-    so the timer itself adds no wait to the steps it times."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = self.end = 0.0
-        self.images = 0
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
-        if trainer.global_step == self.warmup:
-            synchronize(pl_module.device)
-            self.start = time.perf_counter()
-        elif trainer.global_step > self.warmup:
-            self.images += len(batch[1])
-            if trainer.global_step == trainer.max_steps:
-                synchronize(pl_module.device)
-                self.end = time.perf_counter()
-
-    @property
-    def images_per_second(self) -> float:
-        return self.images / (self.end - self.start)
-
-
-def lightning_images_per_second(cli: NetscopeCLI, steps: int, warmup: int) -> float:
-    """Fit ``cli``'s model for ``steps`` steps (no validation); images/s after ``warmup``."""
+def lightning_window(cli: NetscopeCLI, steps: int, warmup: int,
+                     before_fit: Callable[[NetscopeCLI], None] | None = None) -> Window:
+    """Fit ``cli``'s model for ``steps`` steps (no validation); the timed window after
+    ``warmup`` steps (:class:`~benchmarks.timers.StepTimer`). ``before_fit`` is called with
+    ``cli`` once the timer is attached (e.g. to start ``wandb.watch``)."""
     timer = StepTimer(warmup)
     cli.trainer.callbacks.append(timer)
     try:
+        if before_fit is not None:
+            before_fit(cli)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     finally:
         if wandb.run is not None:  # a fresh W&B run for the next fit, as `main.py fit` gets
             wandb.finish()
-    return timer.images_per_second
+    return timer.window
+
+
+def lightning_images_per_second(cli: NetscopeCLI, steps: int, warmup: int) -> float:
+    """Fit ``cli``'s model for ``steps`` steps (no validation); images/s after ``warmup``."""
+    return lightning_window(cli, steps, warmup).images_per_second
 
 
 def fit_overrides(steps: int, root: str) -> list[str]:

@@ -17,7 +17,8 @@ from netscope.callbacks.diagnostic import is_due
 from netscope.core.rundir import RunDir
 from netscope.datamodules import CIFAR10DataModule
 from netscope.models import ConvNet
-from tests.helpers import CONFIGS, metrics, run
+from tests.helpers import CONFIGS, make_mnist, metrics, run
+from tests.image_folders import make_class_folder
 
 #: airbench94's images seen: 9.9 epochs x 50000 (issue 14).
 AIRBENCH_IMAGES = 495_000
@@ -82,21 +83,68 @@ def test_time_to_accuracy_counts_images_and_reads_the_curve_from_history(tmp_pat
     assert metrics(run_dir)["time/images_seen"] == 300
 
 
-def test_overhead_benchmark_measures_all_three_variants(tiny_cifar: Path, tmp_path: Path) -> None:
-    # It broke unnoticed once the optimizer became built inside the fit (configure_optimizers
-    # reads the fit's length from a trainer the plain loop never has).
+def _small_cifar_config(tmp_path: Path) -> Path:
     config = yaml.safe_load((CONFIGS / "cifar.yaml").read_text())
     config["model"]["init_args"]["widths"] = [8, 16, 16]
     config["data"]["init_args"]["batch_size"] = 8
     small = tmp_path / "cifar_small.yaml"
     small.write_text(yaml.safe_dump(config))
-    result_path = tmp_path / "overhead.json"
-    done = subprocess.run([sys.executable, str(CONFIGS.parent / "benchmarks" / "overhead.py"),
-                    "--config", str(small), "--data_dir", str(tiny_cifar), "--precision", "32-true",
-                    "--accelerator", "cpu", "--steps", "3", "--warmup", "1", "--repeats", "1",
-                    "--log_every_n_steps", "1", "--json", str(result_path)],
-                   check=True, capture_output=True, text=True, cwd=tmp_path)
-    result = json.loads(result_path.read_text())
-    assert "wandb run already in progress" not in done.stderr  # each fit its own W&B run
-    assert all(result[f"{v}_img_s"] > 0 for v in ("raw", "netscope", "netscope_diag"))
+    return small
+
+
+def _benchmark(script: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
+    """Run ``benchmarks/<script>`` with ``args`` and ``--json``; its JSON and stderr."""
+    result_path = tmp_path / f"{script}.json"
+    done = subprocess.run([sys.executable, str(CONFIGS.parent / "benchmarks" / script), *args,
+                           "--accelerator", "cpu", "--json", str(result_path)],
+                          check=True, capture_output=True, text=True, cwd=tmp_path)
+    return json.loads(result_path.read_text()), done.stderr
+
+
+WINDOW_KEYS = ("img_s", "cpu_img_s", "wall_s", "cpu_s")
+
+
+def test_overhead_benchmark_measures_every_variant(tiny_cifar: Path, tmp_path: Path) -> None:
+    # It broke unnoticed once the optimizer became built inside the fit (configure_optimizers
+    # reads the fit's length from a trainer the plain loop never has).
+    result, stderr = _benchmark("overhead.py", tmp_path,
+                                "--config", str(_small_cifar_config(tmp_path)),
+                                "--data_dir", str(tiny_cifar), "--precision", "32-true",
+                                "--steps", "3", "--warmup", "1", "--repeats", "1",
+                                "--log_every_n_steps", "1")
+    assert "wandb run already in progress" not in stderr  # each fit its own W&B run
+    variants = ("raw", "netscope", "netscope_diag", "wandb_watch")
+    assert all(result[f"{v}_img_s"] > 0 for v in variants)
+    assert all(result[f"{v}_vs_raw"] > 0 for v in variants[1:])
+    for v in variants:
+        (window,) = result["windows"][v]
+        assert all(window[key] > 0 for key in WINDOW_KEYS)
+        assert window["minor_faults"] >= 0 and window["garbage_collected"] > 0
+    # every timed step but the last is a logging step at this cadence
+    assert result["windows"]["netscope_diag"][0]["steps"]["log"] == 1
     assert result["settings"]["precision"] == "32-true"
+    assert result["settings"]["keep_garbage"] is False
+
+
+def test_model_sizes_benchmark_gives_each_size_its_row(tiny_cifar: Path, tmp_path: Path) -> None:
+    mnist = make_mnist(tmp_path / "mnist", train=600, test=50)
+    satellite = make_class_folder(tmp_path / "satellite", per_class=8, corrupt=False)
+    result, _ = _benchmark(
+        "model_sizes.py", tmp_path, "--steps", "5", "--warmup", "1", "--repeats", "1",
+        "--log_every_n_steps", "2", "--mlp_mnist_data", str(mnist),
+        "--convnet_cifar_config", str(_small_cifar_config(tmp_path)),
+        "--convnet_cifar_data", str(tiny_cifar),
+        "--convnet_cifar_args=--data.init_args.batch_size 8",
+        "--resnet18_satellite_data", str(satellite),
+        "--resnet18_satellite_args=--data.init_args.batch_size 8 --data.init_args.image_size 32")
+    sizes = result["sizes"]
+    assert list(sizes) == ["mlp_mnist", "convnet_cifar", "resnet18_satellite"]
+    for row in sizes.values():
+        for key in ("raw_img_s", "netscope_diag_img_s", "netscope_diag_vs_raw", "raw_step_ms",
+                    "netscope_diag_step_ms", "netscope_diag_log_step_ms",
+                    "netscope_diag_log_step_cpu_ms", "raw_cpu_img_s"):
+            assert row[key] > 0, key
+        assert "netscope_diag_log_step_extra_ms" in row
+    params = [row["parameters"] for row in sizes.values()]
+    assert params[0] == 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10  # the MNIST MLP
+    assert params[2] > 11_000_000  # ResNet-18

@@ -99,3 +99,16 @@ def test_a_schedule_longer_than_the_fit_is_refused(tmp_path: Path,
             "--lr_scheduler.init_args.total_iters", "12", *QUIET, root=tmp_path / "runs")
     message = capsys.readouterr().err
     assert "12 epochs long" in message and "only 2" in message and "Traceback" not in message
+
+
+def test_an_epoch_schedule_spans_a_fit_bounded_by_max_steps(tmp_path: Path) -> None:
+    # max_epochs -1 with max_steps: the epochs are counted from the training loader (they
+    # were NaN: Lightning had not set the loader up yet when the optimizer was built).
+    folder = make_class_folder(tmp_path / "images", per_class=4, corrupt=False)
+    run_dir = run("fit", "--config", str(CONFIGS / "satellite.yaml"), "--data.init_args.data_dir",
+                  str(folder), "--data.init_args.image_size", "16", "--data.init_args.batch_size",
+                  "4", "--trainer.max_epochs", "-1", "--trainer.max_steps", "6", *QUIET,
+                  "--trainer.limit_val_batches", "0", root=tmp_path / "runs")
+    steps, lr = RunDir(run_dir).history().series("lr")
+    assert len(steps) == 6 and lr[0] == pytest.approx(0.003)
+    assert 0.003 * 0.05 <= min(lr) < 0.003  # decays, within the schedule's end

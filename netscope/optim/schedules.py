@@ -74,6 +74,10 @@ def fit_length(trainer: Trainer, interval: Interval) -> int:
         return int(steps)
     epochs = trainer.max_epochs
     if epochs is None or epochs < 0:  # a fit bounded by max_steps: epochs it will take
+        if not math.isfinite(trainer.num_training_batches):
+            # Lightning's estimated_stepping_batches returns max_steps without setting up
+            # the training loader when max_epochs is -1; count its batches as it would.
+            trainer.fit_loop.setup_data()
         per_epoch = max(trainer.num_training_batches // trainer.accumulate_grad_batches, 1)
         epochs = math.ceil(steps / per_epoch)
     return int(epochs)
