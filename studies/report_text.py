@@ -10,7 +10,7 @@ import yaml
 
 from netscope.studies.expand import SEED
 from netscope.studies.index import StudyIndex
-from netscope.studies.notes import behind, checksums, doctor_absent, missing
+from netscope.studies.notes import behind, checksums, doctor_absent, edge_of_stability, missing
 from netscope.studies.rows import Row
 from netscope.studies.stats import ALPHA, Comparison, Setting, Spread, best_group
 from netscope.studies.text import format_seconds, number, percent, short
@@ -20,6 +20,7 @@ SETUP_KEYS = {
     "data.class_path": "data",
     "data.init_args.image_size": "image size",
     "data.init_args.batch_size": "batch size",
+    "data.init_args.train_size": "training images",
     "model.class_path": "model",
     "model.init_args.hidden_sizes": "hidden layer widths",
     "model.init_args.widths": "block widths",
@@ -30,6 +31,7 @@ SETUP_KEYS = {
     "model.init_args.negative_slope": "leaky ReLU slope",
     "model.init_args.init": "initialization",
     "model.init_args.init_scale": "initialization scale",
+    "model.init_args.loss": "loss",
     "optimizer.class_path": "optimizer",
     "optimizer.init_args.lr": "learning rate",
     "optimizer.init_args.momentum": "momentum",
@@ -219,7 +221,7 @@ def _runs_table(inputs: Inputs) -> list[str]:
 
 def _notes(inputs: Inputs) -> list[str]:
     return [*behind(inputs.rows, inputs.order, inputs.comparisons), *checksums(inputs.rows),
-            *doctor_absent(inputs.rows)]
+            *edge_of_stability(inputs.rows), *doctor_absent(inputs.rows)]
 
 
 def _figures(inputs: Inputs) -> list[str]:
