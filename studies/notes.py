@@ -1,7 +1,6 @@
 """What the report says about single runs, from their own files: why a run fell behind
-(its findings), which runs share initial weights (their ``init_checksum``), whether the
-sharpness reached and hovered at its stability limit (the curvature instruments), and why
-a figure has no data (the real cause, not a guess)."""
+(its findings), which runs share initial weights (their ``init_checksum``), and why a
+figure has no data (the real cause, not a guess)."""
 
 import json
 from collections import defaultdict
@@ -77,40 +76,6 @@ def doctor_absent(rows: list[Row]) -> list[str]:
     which = "any run" if len(missing) == len(rows) else ", ".join(missing)
     return [f"- The doctor did not run for {which} (no `findings` in metrics.json): "
             "no finding here means not checked, not healthy."]
-
-
-#: The band of sharpness / limit counted as hovering at the edge of stability: within 30%
-#: of 2/eta (issue 25's criterion for Cohen et al. 2021's claim).
-HOVER_BAND = (0.7, 1.3)
-#: The share of the limit counted as having reached it.
-REACHED = 0.9
-
-
-def edge_of_stability(rows: list[Row]) -> list[str]:
-    """Per run with a ``sharpness_over_limit`` (the Curvature callback's median of
-    sharpness / limit over the last third of its tracked steps), in words: whether and when
-    the sharpness reached its limit, and whether it then hovered there."""
-    notes = []
-    for row in rows:
-        over = row.summary.get("sharpness_over_limit")
-        if not isinstance(over, (int, float)) or over != over:
-            continue
-        steps, ratios = (RunDir(row.run_dir).history().series("curvature/sharpness_ratio")
-                         if row.run_dir else ([], []))
-        reached = next((step for step, ratio in zip(steps, ratios) if ratio >= REACHED), None)
-        start = f"from {ratios[0]:.2f}x the limit at step {steps[0]}, " if ratios else ""
-        when = (f"{start}reached {REACHED}x the limit at step {reached}" if reached is not None
-                else f"{start}never reached {REACHED}x the limit" if ratios else "")
-        low, high = HOVER_BAND
-        if low <= over <= high:
-            verdict = f"hovered at the limit 2/eta: median sharpness / limit {over:.2f} over the last third"
-        elif over < low:
-            verdict = f"stayed below the limit: median sharpness / limit {over:.2f} over the last third"
-        else:
-            verdict = f"sat above the limit: median sharpness / limit {over:.2f} over the last third"
-        notes.append(f"- `{row.label}`: the sharpness {when + ', then ' if when else ''}{verdict} "
-                     f"(edge of stability: within {low}-{high}).")
-    return notes
 
 
 def missing(figure: str, rows: list[Row]) -> str:

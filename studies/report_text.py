@@ -10,7 +10,7 @@ import yaml
 
 from netscope.studies.expand import SEED
 from netscope.studies.index import StudyIndex
-from netscope.studies.notes import behind, checksums, doctor_absent, edge_of_stability, missing
+from netscope.studies.notes import behind, checksums, doctor_absent, missing
 from netscope.studies.rows import Row
 from netscope.studies.stats import ALPHA, Comparison, Setting, Spread, best_group
 from netscope.studies.text import format_seconds, number, percent, short
@@ -221,7 +221,7 @@ def _runs_table(inputs: Inputs) -> list[str]:
 
 def _notes(inputs: Inputs) -> list[str]:
     return [*behind(inputs.rows, inputs.order, inputs.comparisons), *checksums(inputs.rows),
-            *edge_of_stability(inputs.rows), *doctor_absent(inputs.rows)]
+            *doctor_absent(inputs.rows)]
 
 
 def _figures(inputs: Inputs) -> list[str]:

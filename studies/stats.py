@@ -20,7 +20,7 @@ from netscope.studies.expand import SEED
 from netscope.studies.rows import Row
 
 #: Final metrics aggregated per setting.
-METRICS = ("val/acc", "test/acc", "train/loss", "val/loss", "sharpness_over_limit")
+METRICS = ("val/acc", "test/acc", "train/loss", "val/loss")
 #: Significance level of each claimed difference (after Holm's correction).
 ALPHA = 0.05
 #: Outcomes whose final metrics count (a diverged run's numbers are a result too).
