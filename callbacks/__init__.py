@@ -9,6 +9,7 @@ lists them under ``trainer.callbacks`` (``class_path: GradientNorms``, or
 from netscope.callbacks.activations import ActivationStatistics
 from netscope.callbacks.checkpoint import FiniteModelCheckpoint
 from netscope.callbacks.console import EpochLinePrinter
+from netscope.callbacks.curvature import Curvature
 from netscope.callbacks.defaults import default_callbacks
 from netscope.callbacks.diagnostic import Diagnostic
 from netscope.callbacks.divergence import DivergenceGuard
@@ -26,6 +27,7 @@ from netscope.callbacks.weight_norms import WeightNorms
 
 __all__ = [
     "ActivationStatistics",
+    "Curvature",
     "Diagnostic",
     "DivergenceGuard",
     "Doctor",

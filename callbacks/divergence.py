@@ -134,12 +134,27 @@ class DivergenceGuard(Callback):
         step = logger_step(trainer)
         self.stopped = trainer.should_stop = True
         say(f"Training diverged and was stopped: step {step}: {text}")
+        board = self.board or Board.of(trainer)
+        curvature, clause = last_curvature(board)
         finding = Finding(
             "diverged", "error", where, step,
-            f"training diverged ({text}) and the divergence guard stopped it; try a "
+            f"training diverged ({text}) and the divergence guard stopped it{clause}; try a "
             f"smaller learning rate, gradient clipping or a learning-rate warm-up",
-            {"reason": text, **forensics(inspected(pl_module), where, list(self.recent))})
-        (self.board or Board.of(trainer)).add_findings([finding])
+            {"reason": text, **forensics(inspected(pl_module), where, list(self.recent)),
+             **curvature})
+        board.add_findings([finding])
+
+
+def last_curvature(board: Board) -> tuple[dict[str, Any], str]:
+    """The last sharpness ``callbacks.Curvature`` measured against its limit, as evidence
+    and a clause for the message (nothing when it was not measured)."""
+    if "sharpness" not in board.latest or "sharpness_limit" not in board.latest:
+        return {}, ""
+    (step, sharpness), (_, limit) = board.latest["sharpness"], board.latest["sharpness_limit"]
+    ratio = sharpness / limit if limit > 0 else float("nan")
+    return ({"sharpness": sharpness, "sharpness_limit": limit, "sharpness_step": step},
+            f"; the last measured sharpness, {sharpness:.3g} at step {step}, was {ratio:.1f}x "
+            f"the stability limit {limit:.3g}")
 
 
 def forensics(module: nn.Module, where: str,

@@ -28,7 +28,7 @@ from netscope.figures.style import save
 
 #: The logged families the rules read (besides the training and validation loss).
 PREFIXES = ("grad_norm/", "weight_norm/", "update_ratio/", "act_dead/", "act_saturated/",
-            "act_std/", "act_mean/")
+            "act_std/", "act_mean/", "sharpness", "noise_scale", "batch_size", "lr")
 
 #: Names users log their validation loss under, in the order looked for.
 VALIDATION_LOSS_NAMES = ("val/loss", "val_loss", "valid_loss", "validation_loss", "val/loss_epoch",
@@ -224,5 +224,8 @@ def fit_facts(trainer: Trainer) -> FitFacts:
 
     names = {type(c).__name__ for c in trainer.callbacks if isinstance(c, Diagnostic)}
     guard = any(isinstance(c, DivergenceGuard) for c in trainer.callbacks)
+    reasons = {}
+    for callback in trainer.callbacks:  # a diagnostic that stopped measuring says why
+        reasons.update(getattr(callback, "reasons", {}) if isinstance(callback, Diagnostic) else {})
     return FitFacts(steps=trainer.global_step, every=trainer.log_every_n_steps,
-                    diagnostics=names, guard=guard)
+                    diagnostics=names, guard=guard, reasons=reasons)

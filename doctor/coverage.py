@@ -11,7 +11,9 @@ The checks, by name:
   ``init_saturation``, ``first_step`` (one step's update ratio: the learning rate);
 - during training: ``dead_units``, ``saturated_units``, ``vanishing_gradients``,
   ``exploding_gradients``, ``learning_rate``, ``not_learning``, ``overfitting``,
-  ``divergence`` (the divergence guard).
+  ``divergence`` (the divergence guard), and with ``callbacks.Curvature`` (off by default)
+  ``curvature`` (the sharpness against the stability limit) and ``batch_size`` (the noise
+  scale against the batch).
 """
 
 from dataclasses import dataclass, field
@@ -75,12 +77,15 @@ class FitFacts:
         every: the diagnostics' logging interval (``log_every_n_steps``).
         diagnostics: class names of the diagnostic callbacks the trainer had.
         guard: whether a divergence guard watched the fit.
+        reasons: why a diagnostic measured nothing for a check (``{"curvature": "no
+            stability limit is known for NAdam"}``).
     """
 
     steps: int
     every: int
     diagnostics: set[str] = field(default_factory=set)
     guard: bool = False
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 #: Training-time rule -> (the logged family it reads, the callback that logs it, how many
@@ -92,7 +97,12 @@ _INPUTS: dict[str, list[tuple[str, str, str | int]]] = {
                             ("weight_norm/", "WeightNorms", "patience")],
     "exploding_gradients": [("grad_norm/total", "GradientNorms", 3)],
     "learning_rate": [("update_ratio/", "WeightNorms", 1)],
+    "curvature": [("sharpness_limit", "Curvature", "patience")],
+    "batch_size": [("noise_scale", "Curvature", "noise_patience")],
 }
+
+#: How to turn on a producer that is off by default.
+_OFF_BY_DEFAULT = {"Curvature": "off by default: add --trainer.callbacks+=Curvature"}
 
 
 def training_coverage(history: History, context: Context, t: Thresholds,
@@ -112,7 +122,10 @@ def training_coverage(history: History, context: Context, t: Thresholds,
                 why = (f"the fit was {counted(facts.steps, 'step')}, shorter than log_every_n_steps "
                        f"{facts.every}: the diagnostics never logged")
             elif count == 0 and producer not in facts.diagnostics:
-                why = f"no {producer} callback logged {family.rstrip('/')}"
+                why = _OFF_BY_DEFAULT.get(producer,
+                                          f"no {producer} callback logged {family.rstrip('/')}")
+            elif count == 0 and rule in facts.reasons:
+                why = facts.reasons[rule]
             elif count == 0:
                 why = f"nothing was logged under {family}"
             else:

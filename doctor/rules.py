@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from netscope.core.history import History
+from netscope.doctor import curvature
 from netscope.doctor.findings import Finding, merge
 from netscope.doctor.thresholds import Thresholds
 
@@ -217,11 +218,16 @@ def learning_rate(history: History, context: Context, t: Thresholds, step: int) 
     latest = medians[-1:] or _median_update_ratios(history, context, 1)
     evidence = {"median_update_ratio": medians or latest, "healthy": t.update_ratio}
     if latest and latest[-1] > high:
+        why = curvature.explain(history, t)  # the curvature behind it, when it was measured
         return [Finding(
             "lr_too_high", "warning", "model", step,
             f"each step changes the weights by {latest[-1]:.1%} of their size (healthy: "
-            f"about 0.1%): the learning rate is too high; try 10x smaller", evidence)]
+            f"about 0.1%): the learning rate is too high"
+            + (f"; {why[0]}" if why else "; try 10x smaller"),
+            {**evidence, **(why[1] if why else {})})]
     losses = history.series("train/loss")[1]
+    if vanishing_gradients(history, context, t, step):
+        return []  # small steps because the gradient vanishes: depth and init, not the rate
     if medians and max(medians) < low and len(losses) >= 2 and losses[0] > 0:
         change = abs(losses[0] - losses[-1]) / losses[0]
         if change < t.stall_fraction:
@@ -286,7 +292,8 @@ def overfitting(history: History, context: Context, t: Thresholds, step: int) ->
 
 
 RULES: tuple[Rule, ...] = (dead_units, saturated_units, vanishing_gradients, exploding_gradients,
-                           learning_rate, not_learning, overfitting)
+                           learning_rate, not_learning, overfitting, curvature.sharpness,
+                           curvature.batch_size)
 
 
 def evaluate(history: History, context: Context, thresholds: Thresholds,
@@ -297,7 +304,9 @@ def evaluate(history: History, context: Context, thresholds: Thresholds,
 
 #: Model-wide states a run can pass through and leave: a plateau, a phase of too large or too
 #: small steps, a stretch of rising validation loss.
-PASSING: frozenset[str] = frozenset({"not_learning", "lr_too_high", "lr_too_low", "overfitting"})
+PASSING: frozenset[str] = frozenset({"not_learning", "lr_too_high", "lr_too_low", "overfitting",
+                                     "edge_of_stability", "batch_size_small",
+                                     "batch_size_large"})
 
 
 def settle(findings: list[Finding], history: History, context: Context,

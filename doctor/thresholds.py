@@ -65,6 +65,24 @@ class Thresholds:
             healthy at 98.7% test accuracy, ended 3.4% above its best validation loss.
         symmetry_tolerance: [1e-6] units whose incoming weights agree to this relative
             tolerance are identical (zero or constant init): nothing can tell them apart.
+        edge_band: [0.3] a sharpness within this fraction of the optimizer's stability limit
+            (``callbacks.Curvature``) sits at the edge of stability: gradient descent drives
+            the sharpness up to 2/η and hovers there (Cohen et al. 2021, whose runs settle
+            within a few percent of it; 30% leaves room for the fixed batch's noise). An
+            ``info``, not a warning: it is how gradient descent normally trains.
+        sharpness_overshoot: [2.0] a sharpness above this multiple of the limit for
+            ``patience`` measurements overshoots: the step is unstable along the sharpest
+            direction (on a quadratic, past 2/η the error grows by ηλ - 1 per step), and
+            no self-stabilization brings it back (Cohen et al. see at most ~1.2x).
+        batch_factor: [10] a batch this many times below (above) the measured gradient noise
+            scale B_simple for ``noise_patience`` measurements gets the advice that a larger
+            (smaller) batch trains in fewer steps (on fewer images) at the same quality.
+            McCandlish et al. 2018 (eq. 2.11, with B_crit ~ B_simple): steps S and images E
+            trade as (S/S_min - 1)(E/E_min - 1) = 1, so a batch of B_simple/10 takes about 11x
+            the fewest steps for nearly the fewest images, and 10 B_simple 11x the fewest
+            images; within those bounds the choice is a trade, not a mistake.
+        noise_patience: [5] measurements of the noise scale a batch-size advice needs (each
+            is an exponential mean already; five keep one transient from deciding).
         patience: [3] rules on logged series need this many logged steps in a row, so one
             noisy batch is no verdict (a too-high learning rate needs one: see
             ``doctor.rules.learning_rate``).
@@ -86,4 +104,8 @@ class Thresholds:
     overfit_epochs: int = 3
     overfit_rise: float = 0.1
     symmetry_tolerance: float = 1e-6
+    edge_band: float = 0.3
+    sharpness_overshoot: float = 2.0
+    batch_factor: float = 10.0
+    noise_patience: int = 5
     patience: int = 3

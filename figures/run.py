@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from netscope.core.rundir import RunDir
+from netscope.figures.curvature import curvature_figure
 from netscope.figures.evaluation import draw_confusion
 from netscope.figures.histograms import FAMILIES, histogram_figure
 from netscope.figures.signal_propagation import draw_signal_propagation
@@ -21,7 +22,8 @@ from netscope.figures.training import activation_figure, gradient_figure
 
 
 def draw_training(run_dir: str | os.PathLike, dpi: int = 130) -> dict[str, Path]:
-    """``activations.png`` and ``grad_norms.png``, where the history has their data."""
+    """``activations.png``, ``grad_norms.png`` and ``curvature.png``, where the history has
+    their data."""
     run = RunDir(run_dir)
     history = run.history()
     layers = run.layers()
@@ -30,6 +32,7 @@ def draw_training(run_dir: str | os.PathLike, dpi: int = 130) -> dict[str, Path]
     figures = {
         "activations": activation_figure(history, activations),
         "grad_norms": gradient_figure(history, layers.get("weights") or None),
+        "curvature": curvature_figure(history),
     }
     return {name: save(figure, run.figure(name), dpi)
             for name, figure in figures.items() if figure is not None}

@@ -17,7 +17,7 @@ from netscope.studies.expand import SEED
 from netscope.studies.index import StudyIndex
 from netscope.studies.report_text import Inputs, markdown
 from netscope.studies.rows import Row, cell, read_rows
-from netscope.studies.stats import METRICS, Setting, compare, group, ranked
+from netscope.studies.stats import Setting, compare, group, metrics_of, ranked
 
 FIGURES = {"curves": "curves.png", "gradients": "grad_norms.png", "activations": "activations.png"}
 #: What a study compares settings on when its file names no ``metric``.
@@ -73,14 +73,15 @@ def draw_figures(study: str, settings: list[Setting], folder: Path) -> dict[str,
 def write_settings_csv(path: Path, settings: list[Setting], names: list[str]) -> None:
     """``report.csv``: one row per setting, each final metric's mean, std, min and max
     over seeds, the number of seeds, and how many seeds raised each finding."""
-    header = ["setting", *names, "runs", "seeds", *[f"{m}_{stat}" for m in METRICS
+    metrics = metrics_of([row for setting in settings for row in setting.rows])
+    header = ["setting", *names, "runs", "seeds", *[f"{m}_{stat}" for m in metrics
                                                     for stat in ("mean", "std", "min", "max")],
               "findings"]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(header)
         for setting in settings:
-            spreads = [setting.spread(m) for m in METRICS]
+            spreads = [setting.spread(m) for m in metrics]
             seeds = max((s.n for s in spreads if s), default=0)
             counts = setting.finding_counts()
             findings = ("" if counts is None else
@@ -95,7 +96,8 @@ def write_settings_csv(path: Path, settings: list[Setting], names: list[str]) ->
 
 def write_runs_csv(path: Path, rows: list[Row], names: list[str]) -> None:
     """``runs.csv``: one row per run, raw numbers."""
-    header = ["run", "setting", *names, "status", "reason", *METRICS, "wall_time_s", "fit_time_s",
+    metrics = metrics_of(rows)
+    header = ["run", "setting", *names, "status", "reason", *metrics, "wall_time_s", "fit_time_s",
               "threads", "epoch", "global_step", "init_checksum", "findings", "run_dir"]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
@@ -104,7 +106,7 @@ def write_runs_csv(path: Path, rows: list[Row], names: list[str]) -> None:
             s = row.summary
             writer.writerow([
                 row.label, row.setting, *[cell(row.values.get(n)) for n in names],
-                row.status, row.reason or "", *[s.get(m, "") for m in METRICS],
+                row.status, row.reason or "", *[s.get(m, "") for m in metrics],
                 row.elapsed_s if row.elapsed_s is not None else "", s.get("wall_time_s", ""),
                 row.threads or "", s.get("epoch", ""), s.get("global_step", ""),
                 s.get("init_checksum", ""),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from netscope.studies.curvature_text import curvature_section
 from netscope.studies.expand import SEED
 from netscope.studies.index import StudyIndex
 from netscope.studies.notes import behind, checksums, doctor_absent, missing
@@ -71,6 +72,9 @@ def markdown(inputs: Inputs) -> str:
     lines += ["## Settings (mean ± std over seeds)", "", *_settings_table(inputs), ""]
     lines += ["## Which differences are real", "", *_verdicts(inputs), ""]
     lines += ["## Runs", "", *_runs_table(inputs), ""]
+    curvature = curvature_section(inputs.settings)
+    if curvature:
+        lines += ["## Curvature and gradient noise", "", *curvature, ""]
     notes = _notes(inputs)
     if notes:
         lines += ["## Notes", "", *notes, ""]

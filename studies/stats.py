@@ -21,6 +21,14 @@ from netscope.studies.rows import Row
 
 #: Final metrics aggregated per setting.
 METRICS = ("val/acc", "test/acc", "train/loss", "val/loss")
+#: ... and, where runs measured them (``callbacks.Curvature``), where the sharpness settled
+#: against its stability limit and the last gradient noise scale.
+CURVATURE_METRICS = ("sharpness_over_limit", "noise_scale")
+
+
+def metrics_of(rows: list[Row]) -> tuple[str, ...]:
+    """:data:`METRICS`, and the curvature metrics some of ``rows`` have."""
+    return METRICS + tuple(m for m in CURVATURE_METRICS if any(m in r.summary for r in rows))
 #: Significance level of each claimed difference (after Holm's correction).
 ALPHA = 0.05
 #: Outcomes whose final metrics count (a diverged run's numbers are a result too).

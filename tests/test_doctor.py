@@ -70,6 +70,20 @@ def test_learning_rate_rules_follow_the_update_ratio():
     assert healthy == []
 
 
+def test_small_steps_from_a_vanishing_gradient_do_not_blame_the_learning_rate():
+    # A deep sigmoid net's short fit: tiny steps everywhere, and the first layer's gradient
+    # 1e-5 of the top's. The cause is the vanished gradient; lr_too_low said "try 10-100x
+    # larger" beside vanishing_gradients before.
+    history = History()
+    for i, loss in enumerate([2.30, 2.30, 2.30, 2.30]):
+        history.record(i * 10, {f"update_ratio/{w}": 1e-7 for w in CONTEXT.weights}
+                       | {f"weight_norm/{w}": 1.0 for w in CONTEXT.weights}
+                       | {"grad_norm/features.0.weight": 1e-8, "grad_norm/features.2.weight": 1e-4,
+                          "grad_norm/head.weight": 1e-3, "train/loss": loss})
+    found = codes(evaluate(history, CONTEXT, Thresholds(), 30))
+    assert found.get("vanishing_gradients") == "features.0.weight" and "lr_too_low" not in found
+
+
 def test_one_logged_step_far_too_large_is_a_too_high_learning_rate():
     # The zoo's lr x100 (SGD lr 0.3 on MNIST): update ratio 0.2 at the first log, and the
     # phase over a log later (units dead, steps small). It was missed while the rule waited
