@@ -19,10 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from lightning.pytorch import Callback  # noqa: E402
+from lightning.pytorch import Callback
 
-from benchmarks.common import benchmark_parser, build, emit, fit_overrides, machine, parse_benchmark_args  # noqa: E402
-from netscope.callbacks import Curvature  # noqa: E402
+from benchmarks.common import (
+    benchmark_parser,
+    build,
+    emit,
+    fit_overrides,
+    machine,
+    parse_benchmark_args,
+)
+from netscope.callbacks import Curvature
 
 
 class BatchTimes(Callback):

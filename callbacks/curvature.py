@@ -98,7 +98,7 @@ class Curvature(Diagnostic):
         try:
             with rng_preserved(), torch.enable_grad():
                 metrics = self.measure(trainer, pl_module, batch)
-        except Exception as error:  # a model the instrument cannot measure must still train
+        except Exception as error:  # noqa: BLE001 - a model it cannot measure must still train
             self.stop(f"it failed: {one_line(error)}")
             return
         self.seconds.append(time.perf_counter() - started)
@@ -164,8 +164,7 @@ class Curvature(Diagnostic):
         half = size // 2
         grads = []
         for start in (0, half):
-            part = apply_to_collection(batch, torch.Tensor, lambda t: t[start:start + half]
-                                       if t.dim() and len(t) == size else t)
+            part = apply_to_collection(batch, torch.Tensor, halved, start, half, size)
             loss = training_loss(clone, part)
             if loss is None:
                 return {}
@@ -201,6 +200,11 @@ class Curvature(Diagnostic):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.noise.grad_sq, self.noise.trace = state_dict.get("grad_sq"), state_dict.get("trace")
         self.ratios = list(state_dict.get("ratios", []))
+
+
+def halved(t: torch.Tensor, start: int, half: int, size: int) -> torch.Tensor:
+    """Samples ``start`` to ``start + half`` of a batch's tensor (others pass unchanged)."""
+    return t[start:start + half] if t.dim() and len(t) == size else t
 
 
 def batch_length(batch: Any) -> int | None:

@@ -152,9 +152,9 @@ def last_curvature(board: Board) -> tuple[dict[str, Any], str]:
         return {}, ""
     (step, sharpness), (_, limit) = board.latest["sharpness"], board.latest["sharpness_limit"]
     ratio = sharpness / limit if limit > 0 else float("nan")
-    return ({"sharpness": sharpness, "sharpness_limit": limit, "sharpness_step": step},
-            f"; the last measured sharpness, {sharpness:.3g} at step {step}, was {ratio:.1f}x "
-            f"the stability limit {limit:.3g}")
+    clause = (f"; the last measured sharpness, {sharpness:.3g} at step {step}, was {ratio:.1f}x "
+              f"the stability limit {limit:.3g}")
+    return {"sharpness": sharpness, "sharpness_limit": limit, "sharpness_step": step}, clause
 
 
 def forensics(module: nn.Module, where: str,

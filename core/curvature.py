@@ -15,8 +15,8 @@ back. Lanczos over a handful of vectors is a few lines, so it is written here.
 """
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -127,7 +127,7 @@ class NoiseScale:
         averaged |G|² is not yet positive)."""
         grad_sq = (big * big_sq - small * small_sq) / (big - small)
         trace = (small_sq - big_sq) / (1 / small - 1 / big)
-        mix = lambda old, new: new if old is None else self.smoothing * old + (1 - self.smoothing) * new  # noqa: E731
+        mix = lambda old, new: new if old is None else self.smoothing * old + (1 - self.smoothing) * new
         self.grad_sq, self.trace = mix(self.grad_sq, grad_sq), mix(self.trace, trace)
         return self.value
 

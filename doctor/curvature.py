@@ -45,11 +45,29 @@ def explain(history: History, t: Thresholds) -> tuple[str, dict] | None:
     _, sharpness, limit, ratio = measured[-1]
     evidence = {"sharpness": sharpness, "sharpness_limit": limit, "sharpness_over_limit": ratio}
     if ratio > 1 + t.edge_band:
-        return (f"sharpness {sharpness:.3g} is {ratio:.1f}x the stability limit {limit:.3g}: the "
-                f"step overshoots along the sharpest direction; at this curvature "
-                f"{stable_rate(history, ratio)} is stable", evidence)
-    return (f"the sharpness {sharpness:.3g} is within its stability limit {limit:.3g} "
-            f"({ratio:.2f}x), so the steps are large but not unstable", evidence)
+        clause = (f"sharpness {sharpness:.3g} is {ratio:.1f}x the stability limit {limit:.3g}: "
+                  f"the step overshoots along the sharpest direction; at this curvature "
+                  f"{stable_rate(history, ratio)} is stable")
+        return clause, evidence
+    clause = (f"the sharpness {sharpness:.3g} is within its stability limit {limit:.3g} "
+              f"({ratio:.2f}x), so the steps are large but not unstable")
+    return clause, evidence
+
+
+def unstable_since(history: History, step: int, t: Thresholds) -> tuple[float, float] | None:
+    """The median sharpness / limit measured after ``step`` when the steps were unstable
+    then: the median at the edge of stability or past it (>= 1 - ``edge_band``) and at least
+    one measurement clearly past it (> 1 + ``edge_band``). Gradient descent at the edge
+    hovers within a few percent of the limit (Cohen et al. 2021); a run whose sharpness
+    swings past it oscillates. ``(median, largest)`` ratio, or ``None`` when not so or not
+    measured."""
+    since = [ratio for s, *_, ratio in ratios(history) if s > step]
+    if len(since) < t.patience:
+        return None
+    median = statistics.median(since)
+    if median >= 1 - t.edge_band and max(since) > 1 + t.edge_band:
+        return median, max(since)
+    return None
 
 
 def sharpness(history: History, context, t: Thresholds, step: int) -> list[Finding]:

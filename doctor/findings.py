@@ -6,7 +6,7 @@ During a fit the doctor and the divergence guard add theirs to the trainer's sha
 """
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from netscope.core.rundir import RunDir
@@ -63,7 +63,22 @@ def merge(known: list[Finding], new: list[Finding]) -> list[Finding]:
         seen = merged.get(finding.key)
         if seen is None or _RANK[finding.severity] < _RANK[seen.severity]:
             merged[finding.key] = finding
+        elif explains(finding, seen):
+            merged[finding.key] = replace(
+                seen, message=f"{seen.message}; later (step {finding.step}): {finding.message}",
+                evidence={**seen.evidence, "later": {"step": finding.step, **finding.evidence}})
     return sorted(merged.values(), key=lambda f: (_RANK[f.severity], f.step))
+
+
+#: Evidence a later sighting of a known finding adds to it (the curvature behind a learning
+#: rate first judged from one step's size).
+EXPLAINING = ("sharpness_over_limit",)
+
+
+def explains(new: Finding, seen: Finding) -> bool:
+    """Whether ``new``, a later sighting of ``seen`` at its severity, brings evidence it lacks."""
+    return (new.step > seen.step and new.severity == seen.severity and "later" not in seen.evidence
+            and any(k in new.evidence and k not in seen.evidence for k in EXPLAINING))
 
 
 def console_block(findings: list[Finding], title: str, coverage: Any = None) -> str:

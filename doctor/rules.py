@@ -9,8 +9,9 @@ finished run's files, step by step, and finds the same first steps.
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from netscope.core.history import History
 from netscope.doctor import curvature
@@ -280,6 +281,19 @@ def overfitting(history: History, context: Context, t: Thresholds, step: int) ->
     since = [v for s, v in zip(train_steps, train) if s > val_steps[best]]
     if not before or not since or statistics.mean(since) >= statistics.mean(before[-len(since):]):
         return []
+    unstable = curvature.unstable_since(history, val_steps[best], t)
+    if unstable is not None:  # swinging past the stability limit: oscillation, not memorization
+        median, largest = unstable
+        return [Finding(
+            "lr_too_high", "warning", "model", step,
+            f"the validation loss has risen from its best ({val[best]:.3g}, step "
+            f"{val_steps[best]}) to {val[-1]:.3g} while the training loss fell, with the "
+            f"sharpness swinging around its stability limit since (median {median:.2f}x, up to "
+            f"{largest:.1f}x): the steps oscillate along the sharpest direction (and batch "
+            f"norm's statistics with them) rather than the network memorizing; try a learning "
+            f"rate {largest:.1f}x smaller or more before regularizing",
+            {"val_loss": val[best:], "best_step": val_steps[best],
+             "sharpness_over_limit": median, "largest_sharpness_over_limit": largest})]
     return [Finding(
         "overfitting", "warning", "model", step,
         f"the validation loss has risen from its best ({val[best]:.3g}, step {val_steps[best]}) "
@@ -320,6 +334,9 @@ def settle(findings: list[Finding], history: History, context: Context,
     step = max(s for name in history.names() for s in history.series(name)[0])
     holding = {f.key for f in evaluate(history, context, thresholds, step)}
     settled = []
+    if any(f.code == "lr_too_high" and f.severity != "info" for f in findings):
+        # an unstable phase was found: "healthy at the edge" no longer describes the run
+        findings = [f for f in findings if f.code != "edge_of_stability"]
     for f in findings:
         if (f.code in PASSING and f.step > 0 and f.key not in holding
                 and "cleared_by_step" not in f.evidence and step > f.step):

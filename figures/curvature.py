@@ -51,3 +51,40 @@ def curvature_figure(history: History) -> Figure | None:
         axes[1].legend(loc="lower right")
     axes[-1].set_xlabel("step")
     return figure
+
+
+def ratio_history(history: History) -> History:
+    """A history of ``sharpness_over_limit`` wherever both the sharpness and its limit were
+    logged."""
+    limits = dict(zip(*history.series("sharpness_limit")))
+    derived = History()
+    for step, value in zip(*history.series("sharpness")):
+        if limits.get(step, 0) > 0:
+            derived.record(step, {"sharpness_over_limit": value / limits[step]})
+    return derived
+
+
+@styled
+def study_curvature_figure(groups: list, title: str) -> Figure | None:
+    """Sharpness / stability limit over steps, one line (mean over seeds) and band (min to
+    max) per setting: 1 is the edge of stability. ``groups``: :class:`figures.study.Group`."""
+    from netscope.figures.study import BAND, _name, over_seeds, setting_colors
+
+    ratios = [[ratio_history(h) for h in g.histories] for g in groups]
+    if not any(r for runs in ratios for r in runs):
+        return None
+    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    axis = figure.subplots()
+    for group, runs, color in zip(groups, ratios, setting_colors(len(groups))):
+        steps, mean, low, high = over_seeds([r for r in runs if r], "sharpness_over_limit")
+        if len(steps):
+            axis.plot(steps, mean, color=color, lw=1.6, label=_name(group))
+            axis.fill_between(steps, low, high, color=color, alpha=0.2, lw=0)
+    axis.axhline(1.0, color="0.2", ls="--", lw=1.2, label="the stability limit")
+    axis.set_yscale("log")
+    axis.set(xlabel="step", ylabel="sharpness / stability limit",
+             title="Where the sharpness sits against its limit (1 = edge of stability)")
+    figure.legend(*axis.get_legend_handles_labels(), loc="outside right center",
+                  title=f"setting: mean line\n{BAND}")
+    figure.suptitle(title)
+    return figure

@@ -36,13 +36,13 @@ def curvature_section(settings: list[Setting]) -> list[str]:
             if r.summary.get(SETTLED) is not None or r.summary.get("sharpness") is not None]
     if not rows:
         return []
-    lines = ["Sharpness is the top Hessian eigenvalue of the training loss (preconditioned "
+    intro = ("Sharpness is the top Hessian eigenvalue of the training loss (preconditioned "
              "for Adam, RMSprop and Adagrad), the limit the optimizer's stability limit "
              "(2/η for gradient descent); `sharpness / limit` is the median over the last third "
-             "of each run's measurements.", "",
-             "| setting | run | sharpness (last) | limit (last) | sharpness / limit | "
-             "noise scale (last) | batch | where it settled |",
-             "|---|---|---|---|---|---|---|---|"]
+             "of each run's measurements.")
+    header = ("| setting | run | sharpness (last) | limit (last) | sharpness / limit | "
+              "noise scale (last) | batch | where it settled |")
+    lines = [intro, "", header, "|---|---|---|---|---|---|---|---|"]
     for setting, row in rows:
         ratio = row.summary.get(SETTLED)
         words = verdict(ratio) if isinstance(ratio, (int, float)) else "no stability limit known"

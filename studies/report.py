@@ -11,6 +11,7 @@ from pathlib import Path
 
 from netscope.core.errors import UserError
 from netscope.core.rundir import RunDir
+from netscope.figures.curvature import study_curvature_figure
 from netscope.figures.study import Group, activation_figure, curves_figure, gradient_figure
 from netscope.figures.style import save
 from netscope.studies.expand import SEED
@@ -19,7 +20,8 @@ from netscope.studies.report_text import Inputs, markdown
 from netscope.studies.rows import Row, cell, read_rows
 from netscope.studies.stats import Setting, compare, group, metrics_of, ranked
 
-FIGURES = {"curves": "curves.png", "gradients": "grad_norms.png", "activations": "activations.png"}
+FIGURES = {"curves": "curves.png", "gradients": "grad_norms.png", "activations": "activations.png",
+           "curvature": "curvature.png"}
 #: What a study compares settings on when its file names no ``metric``.
 DEFAULT_METRIC = {"name": "val/acc", "goal": "maximize"}
 
@@ -60,6 +62,7 @@ def draw_figures(study: str, settings: list[Setting], folder: Path) -> dict[str,
         "curves": curves_figure(groups, f"{study}: training loss and validation accuracy"),
         "gradients": gradient_figure(groups, f"{study}: gradient norm per layer"),
         "activations": activation_figure(groups, f"{study}: saturated or dead units per layer"),
+        "curvature": study_curvature_figure(groups, f"{study}: sharpness against its limit"),
     }
     paths: dict[str, Path | None] = {}
     for key, figure in drawn.items():

@@ -237,6 +237,9 @@ def _figures(inputs: Inputs) -> list[str]:
         "activations": "Saturated (solid) or dead (dashed) fraction of units per layer and "
                        "setting: mean over seeds, band min to max",
     }
+    if inputs.figures.get("curvature"):  # only where the runs measured it (Curvature is opt-in)
+        captions["curvature"] = ("Sharpness / stability limit per setting (1: the edge of "
+                                 "stability): mean over seeds, band min to max")
     lines = []
     for key, caption in captions.items():
         path = inputs.figures.get(key)

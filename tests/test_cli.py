@@ -15,7 +15,8 @@ MNIST = ["--config", str(CONFIGS / "mnist.yaml"), "--data.init_args.data_dir", s
 QUIET = ["--trainer.logger", "false"]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow),
+                                  pytest.param(2, marks=pytest.mark.slow)])
 def test_xor_reaches_full_accuracy_across_seeds(tmp_path, seed):
     run_dir = run("fit", "--config", str(CONFIGS / "xor.yaml"), "--seed_everything", str(seed),
                   root=tmp_path / "runs")

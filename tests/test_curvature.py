@@ -16,7 +16,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from netscope.callbacks import Curvature
 from netscope.core.curvature import NoiseScale, top_eigenvalue
+from netscope.core.history import History
 from netscope.core.stability import stability
+from netscope.doctor.rules import Context, evaluate
+from netscope.doctor.thresholds import Thresholds
+from tests.helpers import CONFIGS, make_mnist, metrics, run
 
 N, D = 256, 6
 
@@ -104,7 +108,7 @@ def test_the_limit_follows_momentum_and_nesterov():
 
 
 def test_adams_sharpness_is_preconditioned_against_38_over_lr(tmp_path):
-    curvature, logged = fit(LeastSquares("adam", lr=0.001), batch_size=N, steps=4,
+    _, logged = fit(LeastSquares("adam", lr=0.001), batch_size=N, steps=4,
                             tmp_path=tmp_path, tolerance=1e-6)
     # before its first step Adam has no statistics: no limit that step, one after
     assert "sharpness_limit" in logged[-1]
@@ -142,9 +146,6 @@ def test_noise_scale_estimator_is_unbiased_on_its_own_terms():
 
 
 # ----------------------------------------------------------------------- the doctor's reading
-from netscope.core.history import History  # noqa: E402
-from netscope.doctor.rules import Context, evaluate  # noqa: E402
-from netscope.doctor.thresholds import Thresholds  # noqa: E402
 
 
 def history_of(sharpness: list[float], limit: float = 200.0, lr: float = 0.01,
@@ -182,7 +183,6 @@ def test_batch_advice_only_on_strong_evidence():
 
 
 # ------------------------------------------------------------------- through main.py, any model
-from tests.helpers import CONFIGS, make_mnist, metrics, run  # noqa: E402
 
 SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20",
          "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
@@ -250,3 +250,46 @@ def test_a_divergence_names_the_curvature_that_caused_it(tmp_path):
     diverged = next(f for f in Board.of(trainer).findings if f.code == "diverged")
     assert diverged.evidence["sharpness"] == pytest.approx(exact, rel=1e-2)
     assert "1.5x the stability limit" in diverged.message
+
+
+def rising_validation(ratios: list[float]) -> History:
+    """Validation loss above its best for 3 epochs while the training loss falls, with the
+    sharpness / limit ``ratios`` measured over those epochs."""
+    history = History()
+    for epoch, (val, train) in enumerate(zip([0.6, 0.5, 0.62, 0.7, 0.8], [1.0, 0.9, 0.8, 0.7, 0.6])):
+        history.record(epoch * 100 + 99, {"val/loss": val, "train/loss": train})
+    for step, ratio in zip(range(120, 500, 40), ratios):
+        history.record(step, {"sharpness": 200 * ratio, "sharpness_limit": 200.0})
+    return history
+
+
+def test_rising_validation_loss_with_a_swinging_sharpness_is_a_too_high_learning_rate():
+    # RMSprop at lr 0.01 on the satellite images: the sharpness swings past 2/η, and the
+    # validation loss with it; the doctor called that overfitting before
+    swinging = found(rising_validation([0.7, 2.4, 0.6, 1.5, 0.9, 3.1, 0.8, 1.2, 0.7, 1.4]))
+    assert "overfitting" not in swinging
+    assert "up to 3.1x" in swinging["lr_too_high"].message
+    calm = found(rising_validation([0.05, 0.06, 0.05, 0.07, 0.06, 0.05, 0.06, 0.05, 0.06, 0.05]))
+    assert "overfitting" in calm and "lr_too_high" not in calm
+
+
+def test_a_later_sighting_adds_its_curvature_to_a_known_finding():
+    from netscope.doctor.findings import Finding, merge
+    first = Finding("lr_too_high", "warning", "model", 0, "the first step is large", {"x": 1})
+    later = Finding("lr_too_high", "warning", "model", 300, "the sharpness swings",
+                    {"sharpness_over_limit": 1.2})
+    [merged] = merge([first], [later])
+    assert merged.step == 0 and "later (step 300): the sharpness swings" in merged.message
+    assert merged.evidence["later"]["sharpness_over_limit"] == 1.2
+    assert merge([merged], [later]) == [merged]  # once
+
+
+def test_the_study_figure_draws_sharpness_over_limit_per_setting():
+    from netscope.figures.curvature import study_curvature_figure
+    from netscope.figures.study import Group
+    runs = [history_of([150, 196, 205], limit=200.0), history_of([10, 12, 11], limit=200.0)]
+    figure = study_curvature_figure([Group("at the edge", runs[:1]), Group("below", runs[1:])], "t")
+    [axis] = figure.axes
+    means = [line.get_ydata() for line in axis.lines[:2]]
+    assert list(means[0]) == pytest.approx([0.75, 0.98, 1.025]) and max(means[1]) < 0.1
+    assert study_curvature_figure([Group("none", [History()])], "t") is None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from netscope.datamodules.loader import TensorLoader
@@ -24,6 +25,7 @@ def test_evaluation_shards_cover_every_sample_once():
     assert sorted(seen) == list(range(7))
 
 
+@pytest.mark.slow  # two processes starting torch: a minute on 2 cores
 def test_two_process_ddp_fit_matches_one_process_test(tmp_path):
     # 7 images a class: 3 test images, so the two ranks' test shards are uneven (2 and 1).
     shapes = make_class_folder(tmp_path / "shapes", per_class=7, corrupt=False)

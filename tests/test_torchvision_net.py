@@ -35,6 +35,7 @@ def test_fit_fast_dev_run_on_an_image_folder(tmp_path):
     assert result["status"] == "completed" and "test/acc" in result
 
 
+@pytest.mark.slow  # a ResNet-18 fit: half a minute (the fast_dev_run test covers the path)
 @requires_shared("mnist")
 def test_grey_mnist_fits_with_resnet18(tmp_path):
     run_dir = run("fit", "--model", "netscope.models.TorchvisionNet", "--data", "netscope.datamodules.MNISTDataModule",
