@@ -32,6 +32,7 @@ from netscope.models.initialization import (
     apply_init,
     whitening_init,
 )
+from netscope.models.losses import LossName, make_loss
 from netscope.models.tta import TTAMode, tta_outputs
 from netscope.optim.schedules import build_optimizers, check_restored_schedule
 
@@ -55,6 +56,7 @@ class BaseModel(LightningModule):
         init: InitName = "default",
         init_scale: float | None = None,
         label_smoothing: float = 0.0,
+        loss: LossName = "default",
         tta: TTAMode = "none",
         tta_on_val: bool = False,
         channels_last: bool = False,
@@ -74,7 +76,11 @@ class BaseModel(LightningModule):
                 ``whitening``: the first layer whitens its inputs, computed from training
                 images when fit starts, the others keep PyTorch's initialization).
             init_scale: std for ``normal``, bound for ``uniform``, gain for the others.
-            label_smoothing: cross-entropy label smoothing (classification only).
+            label_smoothing: label smoothing of classification targets (of the
+                cross-entropy, or of the one-hot targets of ``loss: mse``).
+            loss: ``default``: the task's usual loss (cross-entropy for classification);
+                ``mse``: the squared error between the logits and the one-hot targets, as
+                in Cohen et al. 2021's edge-of-stability runs (see :mod:`models.losses`).
             tta: test-time augmentation of image inputs at test and predict time: ``flip``
                 averages the outputs on each image and its mirror, ``flip_translate`` adds
                 the pair shifted by one pixel (six views, six times the evaluation cost).
@@ -185,14 +191,9 @@ class BaseModel(LightningModule):
                                 getattr(self, "lr_scheduler_choice", None))
 
     def configure_losses(self) -> None:
-        """Choose the loss for the task."""
-        match self.task:
-            case "classification":
-                self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
-            case "binary":
-                self.loss_fn = nn.BCEWithLogitsLoss()
-            case "regression":
-                self.loss_fn = nn.MSELoss()
+        """Choose the loss for the task and the ``loss`` option (:func:`models.losses.make_loss`)."""
+        self.loss_fn = make_loss(self.task, self.hparams.get("loss", "default"),
+                                 self.hparams.label_smoothing)
 
     def configure_metrics(self) -> None:
         """torchmetrics collections per stage: accuracy, or MSE and MAE for regression."""

@@ -26,6 +26,7 @@ from netscope.core.errors import UserError, first_line
 from netscope.core.task import Task
 from netscope.models.base import BaseModel
 from netscope.models.initialization import InitName
+from netscope.models.losses import LossName
 
 
 class Supervised(BaseModel):
@@ -44,6 +45,7 @@ class Supervised(BaseModel):
         init: InitName = "default",
         init_scale: float | None = None,
         label_smoothing: float = 0.0,
+        loss: LossName = "default",
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         """Wrap ``network`` with netscope's losses, metrics and optimizers.
@@ -61,7 +63,9 @@ class Supervised(BaseModel):
             init: re-initialize the network's Linear and Conv weights (``default``: keep
                 the network's own initialization).
             init_scale: std for ``normal``, bound for ``uniform``, gain for the others.
-            label_smoothing: cross-entropy label smoothing (classification only).
+            label_smoothing: label smoothing of classification targets.
+            loss: ``default`` (the task's usual loss) or ``mse`` (squared error between
+                the outputs and the one-hot targets; see :mod:`models.losses`).
             lr_scheduler_interval: advance the LR scheduler every ``epoch`` or every
                 optimizer ``step``.
         """
@@ -74,7 +78,7 @@ class Supervised(BaseModel):
         self.__dict__["network_class_path"] = f"{type(network).__module__}.{type(network).__qualname__}"
         super().__init__(num_classes=num_classes or 0, input_shape=tuple(input_shape or ()),
                          task=task, class_names=class_names, init=init, init_scale=init_scale,
-                         label_smoothing=label_smoothing,
+                         label_smoothing=label_smoothing, loss=loss,
                          lr_scheduler_interval=lr_scheduler_interval)
 
     def configure_network(self) -> None:

@@ -26,6 +26,9 @@ def data_for(config: str, tmp_path: Path, tiny_cifar: Path) -> list[str]:
             return []
         case "mnist":
             return ["--data.init_args.data_dir", str(make_mnist(tmp_path / "mnist", 600, 64))]
+        case "edge_of_stability":  # the whole subset is one batch
+            return ["--data.init_args.data_dir", str(make_mnist(tmp_path / "mnist", 600, 64)),
+                    "--data.init_args.train_size", "200", "--data.init_args.batch_size", "200"]
         case "fashion_mnist":
             folder = make_mnist(tmp_path / "fashion", 600, 64, name="FashionMNIST")
             return ["--data.init_args.data_dir", str(folder)]
@@ -47,10 +50,12 @@ def data_for(config: str, tmp_path: Path, tiny_cifar: Path) -> list[str]:
 
 def test_every_shipped_config_is_tested() -> None:
     shipped = {path.stem for path in CONFIGS.glob("*.yaml")}
-    assert shipped == {"xor", "mnist", "fashion_mnist", "cifar", "satellite", "tabular"}
+    assert shipped == {"xor", "mnist", "fashion_mnist", "cifar", "satellite", "tabular",
+                       "edge_of_stability"}
 
 
-@pytest.mark.parametrize("config", ["xor", "mnist", "fashion_mnist", "cifar", "satellite", "tabular"])
+@pytest.mark.parametrize("config", ["xor", "mnist", "fashion_mnist", "cifar", "satellite", "tabular",
+                                    "edge_of_stability"])
 def test_shipped_config_runs_shortened(config: str, tmp_path: Path, tiny_cifar: Path) -> None:
     run_dir = run("fit", "--config", str(CONFIGS / f"{config}.yaml"),
                   *data_for(config, tmp_path, tiny_cifar), *SHORT, root=tmp_path / "runs")
