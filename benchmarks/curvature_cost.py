@@ -52,8 +52,10 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=20, help="Curvature's every_n_steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed first steps")
     parser.add_argument("--precision", default=None, help="override trainer.precision")
+    parser.add_argument("--args", default="", help="more config overrides, as one string")
     args = parse_benchmark_args(parser)
     extra = ["--trainer.precision", args.precision] if args.precision else []
+    extra += args.args.split()
     with __import__("tempfile").TemporaryDirectory() as root:
         cli = build(args.config, args.data_dir, *fit_overrides(args.steps, root), *extra,
                     accelerator=args.accelerator)

@@ -87,8 +87,8 @@ VARIANTS: dict[str, Variant] = {
     "netscope": Variant(("--trainer.callbacks=[]",)),  # netscope's trainer, no diagnostics
     "netscope_diag": Variant(),  # the config's callbacks: diagnostics and the doctor
     "wandb_watch": Variant(("--trainer.callbacks=[]",), before_fit=watch_all),
-    # Curvature diagnostics, to come (the lead's): the config's callbacks plus one.
-    # "netscope_curvature": Variant(("--trainer.callbacks+=Curvature",)),
+    # the config's callbacks plus the curvature instruments at their default cadence
+    "netscope_curvature": Variant(("--trainer.callbacks+=Curvature",)),
 }
 
 

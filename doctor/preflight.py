@@ -329,6 +329,7 @@ def judge(report: Preflight, t: Thresholds) -> list[Finding]:
             {"saturated_fraction": {l["name"]: l["saturated_fraction"] for l in saturated},
              "threshold": t.saturated_fraction}))
     vanishing = any(f.code == "vanishing_gradients" for f in findings)
+    report.context.signal_vanishes = vanishing  # the training-time rules read it too
     findings += first_step(report, t, vanishing)
     return findings
 

@@ -35,6 +35,9 @@ class Context:
             whatever the gradient (``models.MuonSGD``'s orthogonalized filters move by about
             ``muon_lr`` of their size per step by design): the update-ratio rules, whose
             healthy 1e-3 is a gradient step's, leave them out.
+        signal_vanishes: the pre-flight found the gradient vanishing through depth: then
+            small steps are its symptom, and ``lr_too_low`` (whose advice, a larger rate,
+            would not help) is not judged.
     """
 
     task: str = "classification"
@@ -43,6 +46,7 @@ class Context:
     weights: list[str] = field(default_factory=list)
     fixed_step: list[str] = field(default_factory=list)
     probe: str = "activations"
+    signal_vanishes: bool = False
 
     @property
     def chance_loss(self) -> float | None:
@@ -227,7 +231,7 @@ def learning_rate(history: History, context: Context, t: Thresholds, step: int) 
             + (f"; {why[0]}" if why else "; try 10x smaller"),
             {**evidence, **(why[1] if why else {})})]
     losses = history.series("train/loss")[1]
-    if vanishing_gradients(history, context, t, step):
+    if context.signal_vanishes or vanishing_gradients(history, context, t, step):
         return []  # small steps because the gradient vanishes: depth and init, not the rate
     if medians and max(medians) < low and len(losses) >= 2 and losses[0] > 0:
         change = abs(losses[0] - losses[-1]) / losses[0]

@@ -84,6 +84,20 @@ def test_small_steps_from_a_vanishing_gradient_do_not_blame_the_learning_rate():
     assert found.get("vanishing_gradients") == "features.0.weight" and "lr_too_low" not in found
 
 
+def test_a_signal_that_vanished_at_init_keeps_lr_too_low_away_during_training():
+    # the depth study's Xavier MLP: the pre-flight finds the vanishing signal; at step 149
+    # the layers' relative gradients are within 1e-3 of each other, all steps are tiny, and
+    # lr_too_low said "try 10-100x larger" beside the pre-flight's finding
+    from dataclasses import replace
+    history = History()
+    for i in range(4):
+        history.record(i * 10, {f"update_ratio/{w}": 8e-8 for w in CONTEXT.weights}
+                       | {"train/loss": 2.30})
+    assert "lr_too_low" in codes(evaluate(history, CONTEXT, Thresholds(), 30))
+    vanished = replace(CONTEXT, signal_vanishes=True)
+    assert "lr_too_low" not in codes(evaluate(history, vanished, Thresholds(), 30))
+
+
 def test_one_logged_step_far_too_large_is_a_too_high_learning_rate():
     # The zoo's lr x100 (SGD lr 0.3 on MNIST): update ratio 0.2 at the first log, and the
     # phase over a log later (units dead, steps small). It was missed while the rule waited
