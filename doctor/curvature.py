@@ -98,7 +98,8 @@ def sharpness(history: History, context, t: Thresholds, step: int) -> list[Findi
         clause, _ = explain(history, t)
         return [Finding("lr_too_high", "warning", "model", step,
                         f"{clause}; try {stable_rate(history, ratio)} or smaller", evidence)]
-    if all(abs(v - 1) <= t.edge_band for v in values):
+    if all(abs(v - 1) <= t.edge_band for v in values) and statistics.median(values) >= 0.9:
+        # at the limit, not on the way to it (progressive sharpening passes 0.7x first)
         return [Finding(
             "edge_of_stability", "info", "model", step,
             f"the sharpness {last_sharpness:.3g} hovers at the stability limit {limit:.3g} "

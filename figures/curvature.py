@@ -34,8 +34,9 @@ def curvature_figure(history: History) -> Figure | None:
             axes[0].set_yscale("log")
         else:
             axes[0].set_ylim(0, 1.25 * max(max(sharpness), max(limit)))
-    axes[0].set_ylabel("top Hessian eigenvalue\n(preconditioned: Adam, RMSprop)")
-    axes[0].set_title("Sharpness against the optimizer's stability limit")
+    axes[0].set_ylabel("sharpness")
+    axes[0].set_title("Sharpness (top Hessian eigenvalue; preconditioned for adaptive "
+                      "optimizers) against the stability limit", fontsize=10)
     axes[0].legend(loc="lower right")
     if noise_steps:
         axes[1].plot(noise_steps, noise, marker="o", ms=3, lw=1.8, color="C2",

@@ -168,6 +168,11 @@ def test_a_sharpness_at_the_limit_is_healthy_and_says_so():
     assert "edge of stability" in findings["edge_of_stability"].message
 
 
+def test_a_sharpness_still_rising_towards_the_limit_is_not_yet_at_the_edge():
+    # the edge-of-stability study at η = 0.2: 0.71x at step 219 on its way up (0.9x at 429)
+    assert "edge_of_stability" not in found(history_of([130, 136, 142]))
+
+
 def test_an_overshooting_sharpness_is_a_too_high_learning_rate_with_a_stable_rate():
     history = history_of([420, 415, 412])
     for step, loss in zip((-20, -10, 0, 10, 20), (0.9, 0.8, 1.2, 1.9, 2.6)):  # rising: overshoot
