@@ -310,3 +310,27 @@ def test_the_study_figure_draws_sharpness_over_limit_per_setting():
     means = [line.get_ydata() for line in axis.lines[:2]]
     assert list(means[0]) == pytest.approx([0.75, 0.98, 1.025]) and max(means[1]) < 0.1
     assert study_curvature_figure([Group("none", [History()])], "t") is None
+
+
+def test_the_default_cadence_keeps_the_measurements_within_their_budget():
+    from netscope.callbacks.curvature import CostBudget
+    budget = CostBudget(0.02)
+    for i in range(10):
+        budget.tick(i * 0.01)  # steps of 10 ms
+    budget.spent(49, seconds=0.1, grid=50)  # one measurement = 10 steps
+    assert budget.next_step == 49 + 500  # 10 steps / 2% = 500 steps, on the logging grid
+    budget.tick(0.2)  # the step that measured counts without its measurement
+    assert budget.step_seconds[-1] == pytest.approx(0.01)
+
+
+def test_by_default_a_fit_measures_on_a_logging_step_then_waits_for_its_budget(tmp_path):
+    x, y = least_squares_data()
+    curvature = Curvature()  # every_n_steps None: the budget decides
+    trainer = L.Trainer(max_steps=60, log_every_n_steps=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[curvature],
+                        default_root_dir=tmp_path)
+    trainer.fit(LeastSquares(lr=0.01), DataLoader(TensorDataset(x, y), batch_size=32))
+    # a measurement costs about a step or more here, so 2% of the time leaves room for a few
+    # of the 60 logging steps (the first two, before a step was timed, then one in ~50)
+    assert 1 <= len(curvature.seconds) <= 5 and curvature.budget.next_step > 2
