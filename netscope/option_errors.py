@@ -51,8 +51,8 @@ def explain_option_error(error: ArgumentError, parser: ArgumentParser, args: Any
         if args is None or isinstance(args, (list, tuple)) else []
     subcommand = next((t for t in tokens if not t.startswith("-")), None)
     help_hint = f"`python main.py {subcommand or ''} --help`".replace("  ", " ")
-    for explain in (_yaml_error, _not_accepted, _unrecognized, _unknown_class, _required,
-                    _bad_value):
+    for explain in (_yaml_error, _nested_union_value, _not_accepted, _unrecognized,
+                    _unknown_class, _required, _bad_value):
         paragraph = explain(message, tokens, parser, subcommand, help_hint)
         if paragraph:
             return paragraph
@@ -81,6 +81,30 @@ def _yaml_error(message: str, tokens: list[str], *_: Any) -> str | None:
             except OSError:
                 continue
     return None
+
+
+def _nested_union_value(message: str, tokens: list[str], *_: Any) -> str | None:
+    """``--trainer.callbacks.every_n_steps abc``: an option of the chosen class given a value
+    of none of its types (``int | None``, or ``float``). jsonargparse then also reports that
+    the base class (``lightning.Callback``) does not take the option, which is beside the
+    point: the class that does take it comes first in its message."""
+    outer = re.search(r'Parser key "([\w.]+)"', message)
+    nested = (re.search(r"Problem with given class_path '([\w.]+)':\s*Parser key \"(\w+)\":\s*"
+                        r"Does not validate against any of the Union subtypes(.*?)Given value: (\S+)",
+                        message, re.S)
+              or re.search(r"Problem with given class_path '([\w.]+)':\s*Parser key \"(\w+)\":\s*"
+                           r"(Expected a <class '[\w.]+'>)\. Got value: (\S+)", message))
+    if not (outer and nested):
+        return None
+    class_path, option, body, value = nested.groups()
+    kinds = [_expected(f"a {e}") for e in
+             re.findall(r"Expected a (<class '[\w.]+'>|typing\.Literal\[.*?\])", body)]
+    if not kinds:
+        return None
+    typed = next((t.split("=")[0] for t in tokens if t.split("=")[0].endswith(f".{option}")),
+                 f"--{outer.group(1)}.{option}")
+    owner = class_path.rsplit(".", 1)[-1]
+    return f"{typed} {value}: {owner}'s {option} takes {' or '.join(dict.fromkeys(kinds))}."
 
 
 def _not_accepted(message: str, tokens: list[str], parser: ArgumentParser, subcommand: str | None,

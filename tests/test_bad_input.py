@@ -53,6 +53,21 @@ def test_misspelled_option_says_did_you_mean(tmp_path, capsys):
     assert line.endswith("Did you mean --trainer.max_epochs?")
 
 
+@pytest.mark.parametrize("callback, option, value, takes", [
+    ("GradientNorms", "every_n_steps", "abc", "a whole number or null"),
+    ("Curvature", "budget", "abc", "a number"),
+])
+def test_a_callbacks_option_of_the_wrong_type_names_the_callback(callback, option, value, takes,
+                                                                 tmp_path, capsys):
+    # jsonargparse also says lightning.Callback takes no such option; that line said
+    # "--trainer.callbacks.every_n_steps is not an option of lightning.Callback" before
+    line, dirs = fails([*XOR, f"--trainer.callbacks+={callback}", f"--trainer.callbacks.{option}",
+                        value], tmp_path / "runs", capsys)
+    assert line == (f"netscope: error: --trainer.callbacks.{option} {value}: {callback}'s "
+                    f"{option} takes {takes}.")
+    assert dirs == []
+
+
 def test_missing_checkpoint(tmp_path, capsys):
     line, dirs = fails([*XOR, "--ckpt_path", "nope.ckpt"], tmp_path / "runs", capsys)
     assert "--ckpt_path nope.ckpt: no such file" in line
