@@ -29,16 +29,20 @@ from netscope.callbacks.diagnostic import Diagnostic
 from netscope.callbacks.logging_sinks import log_scalars
 from netscope.callbacks.run_summary import RunSummary
 from netscope.core.compat import logger_step
-from netscope.core.curvature import NoiseScale, flatten, hessian_operator, top_eigenvalue
+from netscope.core.curvature import (
+    BATCH,
+    LIMIT,
+    NOISE,
+    SETTLED,
+    SHARPNESS,
+    NoiseScale,
+    flatten,
+    hessian_operator,
+    top_eigenvalue,
+)
 from netscope.core.errors import one_line
 from netscope.core.stability import stability
 from netscope.doctor.preflight import rng_preserved, throwaway_copy, training_loss
-
-#: Logged names (metric names of the contract).
-SHARPNESS, LIMIT, NOISE, BATCH = "sharpness", "sharpness_limit", "noise_scale", "batch_size"
-#: The summary metric in ``metrics.json``: the median of sharpness / limit over the last
-#: third of the tracked steps (how near the edge of stability the fit settled).
-SETTLED = "sharpness_over_limit"
 
 
 class Curvature(Diagnostic):
@@ -85,8 +89,8 @@ class Curvature(Diagnostic):
         self.vector: torch.Tensor | None = None
         self.clone: LightningModule | None = None
         self.ratios: list[float] = []
-        self.seconds: list[float] = []  # per measurement: its wall time and its products
-        self.products: list[int] = []
+        self.seconds: list[float] = []  # per measurement: its wall time,
+        self.products: list[int] = []  # and its Hessian-vector products
         self.reasons: dict[str, str] = {}
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
@@ -131,11 +135,10 @@ class Curvature(Diagnostic):
 
     def measure(self, trainer: Trainer, pl_module: LightningModule, batch: Any) -> dict[str, float]:
         clone = self.copy_of(trainer, pl_module)
-        live = {name: p for name, p in pl_module.named_parameters() if p.requires_grad}
-        names = [name for name, p in clone.named_parameters() if p.requires_grad and name in live]
-        cloned = dict(clone.named_parameters())
-        params = [cloned[name] for name in names]
-        metrics = self.sharpness(trainer, clone, params, [live[name] for name in names])
+        cloned = dict(clone.named_parameters())  # the copy has the module's names
+        live = [(name, p) for name, p in pl_module.named_parameters() if p.requires_grad]
+        params = [cloned[name] for name, _ in live]
+        metrics = self.sharpness(trainer, clone, params, [p for _, p in live])
         if self.measure_noise:
             metrics.update(self.noise_scale(clone, batch, params))
         return metrics
@@ -150,10 +153,9 @@ class Curvature(Diagnostic):
         if limit.limit is None:
             self.reasons.setdefault("curvature", limit.reason or "no stability limit is known")
         scale = flatten(limit.scale) if limit.scale is not None else None
-        start = self.vector
-        if start is None or start.numel() != sum(p.numel() for p in params):
-            generator = torch.Generator().manual_seed(0)
-            start = torch.randn(sum(p.numel() for p in params), generator=generator)
+        size, start = sum(p.numel() for p in params), self.vector
+        if start is None or start.numel() != size:  # a fixed start: the same run, the same value
+            start = torch.randn(size, generator=torch.Generator().manual_seed(0))
         eigen = top_eigenvalue(hessian_operator(loss.float(), params, scale),
                                start.to(params[0].device), self.iterations, self.tolerance)
         self.vector = eigen.vector.detach()

@@ -12,6 +12,7 @@ from torch import nn
 from netscope.callbacks.board import Board
 from netscope.callbacks.console import say
 from netscope.core.compat import logger_step
+from netscope.core.curvature import LIMIT, SHARPNESS
 from netscope.core.errors import UserError
 from netscope.doctor.findings import Finding
 from netscope.models.wrapped import inspected
@@ -148,9 +149,9 @@ class DivergenceGuard(Callback):
 def last_curvature(board: Board) -> tuple[dict[str, Any], str]:
     """The last sharpness ``callbacks.Curvature`` measured against its limit, as evidence
     and a clause for the message (nothing when it was not measured)."""
-    if "sharpness" not in board.latest or "sharpness_limit" not in board.latest:
+    if SHARPNESS not in board.latest or LIMIT not in board.latest:
         return {}, ""
-    (step, sharpness), (_, limit) = board.latest["sharpness"], board.latest["sharpness_limit"]
+    (step, sharpness), (_, limit) = board.latest[SHARPNESS], board.latest[LIMIT]
     ratio = sharpness / limit if limit > 0 else float("nan")
     clause = (f"; the last measured sharpness, {sharpness:.3g} at step {step}, was {ratio:.1f}x "
               f"the stability limit {limit:.3g}")

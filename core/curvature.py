@@ -5,6 +5,7 @@
   reorthogonalization, warm-started from the previous eigenvector.
 - :func:`hessian_operator`: ``v -> D^1/2 H D^1/2 v`` for a loss's Hessian ``H`` by double
   backward (Pearlmutter's trick), ``D`` a diagonal preconditioner (the identity for SGD).
+- :func:`ratios`: sharpness / limit wherever both were logged (a run's history).
 - :class:`NoiseScale`: McCandlish et al.'s simple noise scale B_simple = tr(Σ)/|G|² from the
   gradients of two halves of a batch (their appendix A), averaged over steps.
 
@@ -19,6 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from netscope.core.history import History
+
+#: The names ``callbacks.Curvature`` logs under (the contract's metric names), read by the
+#: doctor, the figures and the study reports.
+SHARPNESS, LIMIT, NOISE, BATCH = "sharpness", "sharpness_limit", "noise_scale", "batch_size"
+#: ``metrics.json``'s summary: the median of sharpness / limit over the last third of the
+#: measurements (how near the edge of stability the fit settled).
+SETTLED = "sharpness_over_limit"
 
 Operator = Callable[[torch.Tensor], torch.Tensor]
 
@@ -127,12 +137,23 @@ class NoiseScale:
         averaged |G|² is not yet positive)."""
         grad_sq = (big * big_sq - small * small_sq) / (big - small)
         trace = (small_sq - big_sq) / (1 / small - 1 / big)
-        mix = lambda old, new: new if old is None else self.smoothing * old + (1 - self.smoothing) * new
-        self.grad_sq, self.trace = mix(self.grad_sq, grad_sq), mix(self.trace, trace)
+        self.grad_sq, self.trace = self._mix(self.grad_sq, grad_sq), self._mix(self.trace, trace)
         return self.value
+
+    def _mix(self, old: float | None, new: float) -> float:
+        """The exponential mean's next value (the first measurement as it is)."""
+        return new if old is None else self.smoothing * old + (1 - self.smoothing) * new
 
     @property
     def value(self) -> float | None:
         if self.grad_sq is None or self.trace is None or self.grad_sq <= 0:
             return None
         return max(self.trace, 0.0) / self.grad_sq
+
+
+def ratios(history: History) -> list[tuple[int, float, float, float]]:
+    """``(step, sharpness, limit, sharpness / limit)`` wherever both were logged."""
+    limits = dict(zip(*history.series(LIMIT)))
+    return [(step, value, limits[step], value / limits[step])
+            for step, value in zip(*history.series(SHARPNESS))
+            if step in limits and limits[step] > 0]

@@ -12,19 +12,11 @@
 
 import statistics
 
+from netscope.core.curvature import BATCH, NOISE, ratios
 from netscope.core.history import History
 from netscope.doctor.findings import Finding
 from netscope.doctor.thresholds import Thresholds
 
-SHARPNESS, LIMIT, NOISE, BATCH = "sharpness", "sharpness_limit", "noise_scale", "batch_size"
-
-
-def ratios(history: History) -> list[tuple[int, float, float, float]]:
-    """``(step, sharpness, limit, sharpness / limit)`` wherever both were logged."""
-    limits = dict(zip(*history.series(LIMIT)))
-    return [(step, value, limits[step], value / limits[step])
-            for step, value in zip(*history.series(SHARPNESS))
-            if step in limits and limits[step] > 0]
 
 
 def stable_rate(history: History, ratio: float) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from netscope.core.history import History
+from netscope.core.curvature import BATCH, LIMIT, NOISE, SETTLED, SHARPNESS, ratios
 from netscope.figures.style import styled
 
 
@@ -18,15 +19,15 @@ from netscope.figures.style import styled
 def curvature_figure(history: History) -> Figure | None:
     """The run's sharpness and limit (top) and noise scale and batch size (bottom), or
     ``None`` when no sharpness was logged."""
-    steps, sharpness = history.series("sharpness")
+    steps, sharpness = history.series(SHARPNESS)
     if not steps:
         return None
-    noise_steps, noise = history.series("noise_scale")
+    noise_steps, noise = history.series(NOISE)
     rows = 2 if noise_steps else 1
     figure = Figure(figsize=(8, 3.6 * rows), layout="constrained")
     axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     axes[0].plot(steps, sharpness, marker="o", ms=3, lw=1.8, color="C0", label="sharpness")
-    limit_steps, limit = history.series("sharpness_limit")
+    limit_steps, limit = history.series(LIMIT)
     if limit_steps:
         axes[0].plot(limit_steps, limit, ls="--", lw=1.5, color="C3",
                      label="stability limit")
@@ -41,7 +42,7 @@ def curvature_figure(history: History) -> Figure | None:
     if noise_steps:
         axes[1].plot(noise_steps, noise, marker="o", ms=3, lw=1.8, color="C2",
                      label="noise scale B_simple")
-        batch_steps, batch = history.series("batch_size")
+        batch_steps, batch = history.series(BATCH)
         if batch_steps:
             axes[1].plot(batch_steps, batch, ls="--", lw=1.5, color="0.3", label="batch size")
         values = np.asarray([*noise, *(batch if batch_steps else [])], dtype=float)
@@ -56,12 +57,10 @@ def curvature_figure(history: History) -> Figure | None:
 
 def ratio_history(history: History) -> History:
     """A history of ``sharpness_over_limit`` wherever both the sharpness and its limit were
-    logged."""
-    limits = dict(zip(*history.series("sharpness_limit")))
+    logged (:func:`doctor.curvature.ratios`)."""
     derived = History()
-    for step, value in zip(*history.series("sharpness")):
-        if limits.get(step, 0) > 0:
-            derived.record(step, {"sharpness_over_limit": value / limits[step]})
+    for step, *_, ratio in ratios(history):
+        derived.record(step, {SETTLED: ratio})
     return derived
 
 
@@ -77,7 +76,7 @@ def study_curvature_figure(groups: list, title: str) -> Figure | None:
     figure = Figure(figsize=(10, 4.5), layout="constrained")
     axis = figure.subplots()
     for group, runs, color in zip(groups, ratios, setting_colors(len(groups))):
-        steps, mean, low, high = over_seeds([r for r in runs if r], "sharpness_over_limit")
+        steps, mean, low, high = over_seeds([r for r in runs if r], SETTLED)
         if len(steps):
             axis.plot(steps, mean, color=color, lw=1.6, label=_name(group))
             axis.fill_between(steps, low, high, color=color, alpha=0.2, lw=0)

@@ -8,12 +8,13 @@ constrained the curvature; above, its steps overshot the sharpest direction.
 
 import math
 
+from netscope.core.curvature import BATCH, LIMIT, NOISE, SETTLED, SHARPNESS
+from netscope.doctor.thresholds import Thresholds
 from netscope.studies.rows import Row
 from netscope.studies.stats import Setting
 
-SETTLED, NOISE, BATCH = "sharpness_over_limit", "noise_scale", "batch_size"
-#: Within this fraction of 1, a run "reached and hovered at" its limit.
-EDGE_BAND = 0.3
+#: Within this fraction of 1, a run "reached and hovered at" its limit (the doctor's band).
+EDGE_BAND = Thresholds().edge_band
 
 
 def verdict(ratio: float) -> str:
@@ -33,7 +34,7 @@ def _cell(row: Row, name: str, digits: str = ".3g") -> str:
 def curvature_section(settings: list[Setting]) -> list[str]:
     """The section's lines (none when no run measured the curvature)."""
     rows = [(s, r) for s in settings for r in s.rows
-            if r.summary.get(SETTLED) is not None or r.summary.get("sharpness") is not None]
+            if r.summary.get(SETTLED) is not None or r.summary.get(SHARPNESS) is not None]
     if not rows:
         return []
     intro = ("Sharpness is the top Hessian eigenvalue of the training loss (preconditioned "
@@ -46,7 +47,7 @@ def curvature_section(settings: list[Setting]) -> list[str]:
     for setting, row in rows:
         ratio = row.summary.get(SETTLED)
         words = verdict(ratio) if isinstance(ratio, (int, float)) else "no stability limit known"
-        lines.append(f"| {setting.label} | {row.label} | {_cell(row, 'sharpness')} | "
-                     f"{_cell(row, 'sharpness_limit')} | {_cell(row, SETTLED, '.2f')} | "
+        lines.append(f"| {setting.label} | {row.label} | {_cell(row, SHARPNESS)} | "
+                     f"{_cell(row, LIMIT)} | {_cell(row, SETTLED, '.2f')} | "
                      f"{_cell(row, NOISE)} | {_cell(row, BATCH, '.0f')} | {words} |")
     return lines
