@@ -70,6 +70,14 @@ def watch_all(cli: NetscopeCLI) -> None:
     loggers[0].watch(cli.model, log="all", log_freq=cli.trainer.log_every_n_steps)
 
 
+def without_log_calls(cli: NetscopeCLI) -> None:
+    """The model's ``self.log``/``self.log_dict`` made no-ops (its metrics still update):
+    what Lightning's logging bookkeeping costs per step. A measurement only: such a fit
+    logs no loss or accuracy."""
+    cli.model.log = lambda *args, **kwargs: None
+    cli.model.log_dict = lambda *args, **kwargs: None
+
+
 @dataclass(frozen=True)
 class Variant:
     """How to build one variant: the plain loop, or a fit with these command-line
@@ -89,6 +97,8 @@ VARIANTS: dict[str, Variant] = {
     "wandb_watch": Variant(("--trainer.callbacks=[]",), before_fit=watch_all),
     # the config's callbacks plus the curvature instruments at their default cadence
     "netscope_curvature": Variant(("--trainer.callbacks+=Curvature",)),
+    # netscope's trainer, no diagnostics, and the model's per-step log calls skipped
+    "netscope_no_log": Variant(("--trainer.callbacks=[]",), before_fit=without_log_calls),
 }
 
 

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import grad_norm
 
+from benchmarks.common import build, fit_overrides
+from benchmarks.overhead import without_log_calls
 from benchmarks.time_to_accuracy import epoch_curve, first_reaching
 from netscope.callbacks.diagnostic import is_due
 from netscope.core.rundir import RunDir
@@ -124,6 +127,19 @@ def test_overhead_benchmark_measures_every_variant(tiny_cifar: Path, tmp_path: P
     assert result["windows"]["netscope_diag"][0]["steps"]["log"] == 1
     assert result["settings"]["precision"] == "32-true"
     assert result["settings"]["keep_garbage"] is False
+
+
+@pytest.mark.parametrize("skip_logs", [False, True])
+def test_no_log_variant_skips_only_the_models_log_calls(skip_logs: bool, tmp_path: Path) -> None:
+    cli = build(CONFIGS / "xor.yaml", None, *fit_overrides(4, str(tmp_path)),
+                "--trainer.callbacks=[]", "--trainer.logger", "false", accelerator="cpu")
+    if skip_logs:
+        without_log_calls(cli)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert ("train/loss" in cli.trainer.callback_metrics) is not skip_logs
+    assert cli.trainer.global_step == 4
+    if skip_logs:  # the metrics still update: only Lightning's bookkeeping is skipped
+        assert cli.model.train_metrics["acc"].update_count == 4
 
 
 def test_model_sizes_benchmark_gives_each_size_its_row(tiny_cifar: Path, tmp_path: Path) -> None:
